@@ -1,0 +1,186 @@
+"""SyntheticSet: every slice codec of a distilled dataset, evaluated together.
+
+``images, labels = syn()`` decodes all classes in one batched forward (class-major order);
+``syn.rate_bits()`` gives the differentiable estimated bits of each slice's latents.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ddfast.codec.config import CodecConfig
+from ddfast.codec.layout import SliceLayout
+from ddfast.codec.quantizer import JOINT_QUANTIZER, Quantizer
+from ddfast.codec.stack import CodecStack
+from ddfast.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ddfast.codec.warmup import WarmupReport
+
+
+class SyntheticSet(nn.Module):
+    """A distilled dataset parameterized by one neural codec per slice.
+
+    Args:
+        images_per_class: one count for every class, or a list with a count per class.
+        image_size: (H, W) of the images, or one int for square images.
+        num_classes: number of classes when ``images_per_class`` is a single int.
+        channels: image channels (3 for RGB, 1 for Fashion-MNIST).
+        config: the codec architecture shared by all slices.
+        slice_size: largest number of images one codec holds (None: one slice per class).
+        generator: random generator for the initial weights and latents.
+        backend: ops backend ('auto', 'torch', 'triton').
+    """
+
+    def __init__(self, images_per_class: int | Sequence[int], image_size: int | tuple[int, int],
+                 num_classes: int | None = None, channels: int = 3, config: CodecConfig | None = None,
+                 slice_size: int | None = None, generator: torch.Generator | None = None,
+                 backend: str = "auto") -> None:
+        super().__init__()
+        counts = self._class_counts(images_per_class, num_classes)
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if len(size) != 2 or min(size) < 1:
+            raise ConfigError(f"image_size must be a positive int or (H, W), got {image_size!r}")
+        if not (isinstance(channels, int) and channels >= 1):
+            raise ConfigError(f"channels must be a positive integer, got {channels!r}")
+        self.config = config or CodecConfig()
+        self.layout = SliceLayout.build(counts, slice_size)
+        self.slice_size = slice_size
+        self.backend = backend
+        self.quantizer: Quantizer = JOINT_QUANTIZER
+        self.stack = CodecStack(self.layout.num_slices, self.layout.max_slice_size, size, channels,
+                                self.config, generator)
+        self.register_buffer("valid", self.layout.valid_mask(), persistent=False)
+        self.register_buffer("labels", self.layout.labels(), persistent=False)
+        self._cached: tuple[torch.Tensor, int] | None = None
+
+    @staticmethod
+    def _class_counts(images_per_class, num_classes) -> list[int]:
+        if isinstance(images_per_class, int):
+            if num_classes is None or num_classes < 1:
+                raise ConfigError("give num_classes (>= 1) when images_per_class is a single int")
+            return [images_per_class] * num_classes
+        counts = list(images_per_class)
+        if num_classes is not None and num_classes != len(counts):
+            raise ConfigError(f"num_classes={num_classes} but {len(counts)} per-class counts were given")
+        return counts
+
+    # -- shape facts -------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return self.layout.num_classes
+
+    @property
+    def num_slices(self) -> int:
+        return self.layout.num_slices
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.stack.image_size
+
+    @property
+    def channels(self) -> int:
+        return self.stack.channels
+
+    @property
+    def num_pixels_per_slice(self) -> torch.Tensor:
+        """[S] pixel count N_s * H * W of each slice (the reference's bpp denominator)."""
+        h, w = self.image_size
+        return torch.tensor(self.layout.slice_sizes, device=self.valid.device) * (h * w)
+
+    # -- forward -------------------------------------------------------------------------------
+    def quantized_latents(self, noise: torch.Tensor | None = None,
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+        """[S, n_max, M] latents after Q(gain * y): proxies in train mode, integers in eval mode."""
+        return self.stack.quantize(self.quantizer, self.training, noise=noise, generator=generator)
+
+    def forward(self, noise: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode every slice: (images [N, C, H, W] class-major, labels [N] int64).
+
+        In train mode the latents are quantized with fresh noise (or ``noise``); ``rate_bits()``
+        called next measures those same quantized latents.
+        """
+        quantized = self.quantized_latents(noise, generator)
+        self._cached = (quantized, self.stack.latents._version)
+        images = self.stack.decode(quantized, backend=self.backend)
+        return images[self.valid], self.labels
+
+    def rate_bits(self) -> torch.Tensor:
+        """[S] differentiable estimated bits of each slice's latents.
+
+        Uses the quantized latents of the latest forward when the latents have not changed since;
+        otherwise quantizes afresh.
+        """
+        quantized = self._latest_quantized()
+        bits = self.stack.rate(quantized, backend=self.backend)
+        return (bits * self.valid.unsqueeze(-1)).sum(dim=(1, 2))
+
+    def forward_with_rate(self, noise: torch.Tensor | None = None, generator: torch.Generator | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(images, labels, bits per slice) from one quantization of the latents."""
+        images, labels = self(noise, generator)
+        return images, labels, self.rate_bits()
+
+    def _latest_quantized(self) -> torch.Tensor:
+        if self._cached is not None:
+            quantized, version = self._cached
+            fresh = version == self.stack.latents._version
+            if fresh and (quantized.requires_grad or not torch.is_grad_enabled()):
+                return quantized
+        return self.quantized_latents()
+
+    def train(self, mode: bool = True) -> "SyntheticSet":
+        self._cached = None
+        return super().train(mode)
+
+    # -- per-class views -------------------------------------------------------------------------
+    def class_bits(self, slice_bits: torch.Tensor) -> torch.Tensor:
+        """Sum per-slice values [S] into per-class values [num_classes]."""
+        index = torch.tensor(self.layout.slice_class, device=slice_bits.device)
+        return torch.zeros(self.num_classes, device=slice_bits.device, dtype=slice_bits.dtype).index_add(
+            0, index, slice_bits)
+
+    def slice_targets(self, images_by_class: Sequence[torch.Tensor] | Mapping[int, torch.Tensor]) -> torch.Tensor:
+        """Arrange per-class images [n_c, C, H, W] into padded per-slice targets [S, n_max, C, H, W]."""
+        h, w = self.image_size
+        targets = torch.zeros(self.num_slices, self.layout.max_slice_size, self.channels, h, w)
+        for label in range(self.num_classes):
+            try:
+                images = torch.as_tensor(images_by_class[label])
+            except (KeyError, IndexError):
+                raise ConfigError(f"no images given for class {label}") from None
+            need = self.layout.images_per_class[label]
+            if images.dim() != 4 or tuple(images.shape[1:]) != (self.channels, h, w):
+                raise ConfigError(f"class {label}: expected images of shape [n, {self.channels}, {h}, {w}], "
+                                  f"got {tuple(images.shape)}")
+            if images.shape[0] < need:
+                raise ConfigError(f"class {label} needs {need} images, got {images.shape[0]}")
+            if images.dtype == torch.uint8:
+                images = images.float() / 255.0
+            start = 0
+            for index in self.layout.class_slices(label):
+                size = self.layout.slice_sizes[index]
+                targets[index, :size] = images[start:start + size].float()
+                start += size
+        return targets.to(self.valid.device)
+
+    def init_from_data(self, images_by_class, beta: float, **options) -> "WarmupReport":
+        """Phase 1: overfit every slice to real images of its class (see ddfast.codec.warmup)."""
+        from ddfast.codec.warmup import warm_up
+
+        return warm_up(self, images_by_class, beta, **options)
+
+    def num_parameters(self) -> dict[str, int]:
+        """Trainable network parameters of one slice codec, per component (latents excluded)."""
+        return {
+            "arm": sum(p[0].numel() for p in self.stack.arm.parameters()),
+            "upsampling": self.stack.upsampling_kernel[0].numel(),
+            "synthesis": sum(p[0].numel() for p in self.stack.synthesis.parameters()),
+        }
+
+    def num_latents(self) -> int:
+        """Latent values of all real images (padding positions excluded)."""
+        return self.stack.latents.shape[-1] * self.layout.num_images
