@@ -3,8 +3,11 @@
 
 namespace ddfast {
 
+void register_rans(pybind11::module_& m);  // rans_register.cpp
+
 void register_all(pybind11::module_& m) {
-    (void)m;  // components add their register_* calls here
+    // components add their register_* calls here
+    register_rans(m);
 }
 
 }  // namespace ddfast

@@ -1,0 +1,119 @@
+"""Batch rANS encode/decode of many lanes, with the "cpp", "cuda" and "constriction" backends."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from ddfast import _cpu
+from ddfast.errors import BitstreamError
+from ddfast.rans import _constriction, _cuda, _status
+from ddfast.rans._arrays import (
+    check_support,
+    check_symbols,
+    int_array,
+    is_cuda_tensor,
+    is_torch,
+    lane_sizes_array,
+    same_length,
+)
+from ddfast.rans.streams import RansStreams
+
+Backend = Literal["auto", "cpp", "cuda", "constriction"]
+BACKENDS = ("cpp", "cuda", "constriction")
+
+
+def select_backend(backend: str, *inputs: Any) -> str:
+    """Resolve "auto" (cuda for CUDA tensors when the CUDA backend works, else cpp) or check a name."""
+    if backend == "auto":
+        return "cuda" if any(is_cuda_tensor(x) for x in inputs) and _cuda.available() else "cpp"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown rANS backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
+    if backend == "cuda":
+        reason = _cuda.unavailable_reason()
+        if reason:
+            raise RuntimeError(f"the cuda rANS backend is unavailable: {reason}")
+    return backend
+
+
+def encode(symbols: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_sizes: Any = None, *,
+           backend: Backend = "auto") -> RansStreams:
+    """Encode int symbols in [lo, hi], each under Laplace(MU / 2^8, exp(LS / 2^8)).
+
+    symbols, mu_q, logscale_q: one-dimensional integer arrays or tensors of equal length, lane
+    after lane, each lane's symbols in decode order. lane_sizes: symbols per lane (None: one lane).
+    Returns the lanes' streams. ValueError (before any coding) for bad arguments.
+    """
+    lo, hi = check_support(lo, hi)
+    which = select_backend(backend, symbols, mu_q, logscale_q)
+    if which == "cuda":
+        return _cuda.encode(symbols, mu_q, logscale_q, lo, hi, lane_sizes)
+    sym = int_array(symbols, "symbols")
+    mu = int_array(mu_q, "mu_q")
+    ls = int_array(logscale_q, "logscale_q")
+    n = same_length(symbols=sym, mu_q=mu, logscale_q=ls)
+    sizes = lane_sizes_array(lane_sizes, n)
+    if which == "constriction":
+        check_symbols(sym, lo, hi)
+        return _constriction.encode(sym, mu, ls, lo, hi, sizes)
+    words, lane_words = _cpu.rans_encode(sym, mu, ls, sizes, lo, hi)  # checks the symbols first
+    return RansStreams(words, lane_words)
+
+
+def as_streams(streams: Any) -> RansStreams:
+    """RansStreams as is; a single uint32 word array becomes a one-lane RansStreams."""
+    if isinstance(streams, RansStreams):
+        return streams
+    words = np.asarray(streams)
+    if words.ndim != 1 or words.dtype != np.uint32:
+        raise ValueError("streams must be a RansStreams or a one-dimensional uint32 word array")
+    return RansStreams.from_lanes([words])
+
+
+def decode(streams: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_sizes: Any = None, *,
+           backend: Backend = "auto", strict: bool = True) -> Any:
+    """Decode lane_sizes[l] symbols from each lane with the parameters of encode.
+
+    Returns int32 symbols (a tensor on mu_q's device when mu_q is a tensor, else a numpy array).
+    strict: raise BitstreamError unless every lane ends exactly (all words read, final state 0).
+    Without strict, decoding past a lane's end is deterministic (as in constriction). A stream
+    whose last word is 0 always raises BitstreamError.
+    """
+    streams = as_streams(streams)
+    lo, hi = check_support(lo, hi)
+    which = select_backend(backend, mu_q, logscale_q)
+    if which == "cuda":
+        out, status = _cuda.decode(streams, mu_q, logscale_q, lo, hi, lane_sizes)
+        _status.raise_for_status(status, strict)
+        return out
+    mu = int_array(mu_q, "mu_q")
+    ls = int_array(logscale_q, "logscale_q")
+    sizes = lane_sizes_array(lane_sizes, same_length(mu_q=mu, logscale_q=ls))
+    if len(sizes) != streams.num_lanes:
+        raise ValueError(f"lane_sizes has {len(sizes)} lanes, the streams have {streams.num_lanes}")
+    if which == "constriction":
+        out = _decode_constriction(streams, mu, ls, lo, hi, sizes, strict)
+    else:
+        out, status = _cpu.rans_decode(streams.words, streams.lane_words, mu, ls, sizes, lo, hi)
+        _status.raise_for_status(status, strict)
+    if is_torch(mu_q):
+        import torch
+
+        return torch.from_numpy(out).to(mu_q.device)
+    return out
+
+
+def _decode_constriction(streams: RansStreams, mu: np.ndarray, ls: np.ndarray, lo: int, hi: int,
+                         sizes: np.ndarray, strict: bool) -> np.ndarray:
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
+    parts = []
+    for lane in range(streams.num_lanes):
+        a, b = bounds[lane], bounds[lane + 1]
+        try:
+            coder = _constriction.start_lane(streams.lane(lane))
+        except ValueError as exc:
+            raise BitstreamError(f"rANS lane {lane}: {exc}") from exc
+        parts.append(_constriction.decode_lane(coder, mu[a:b], ls[a:b], lo, hi))
+        if strict and not coder.is_empty():
+            raise BitstreamError(f"rANS lane {lane}: the stream does not end after its last symbol")
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)

@@ -1,0 +1,46 @@
+"""Float Laplace parameters <-> the coder's fixed-point integers (Q.8 mean and Q.8 log-scale)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ddfast import _cpu
+
+FRAC_BITS = 8
+LS_MIN = int(_cpu.LAPLACE_LS_MIN)  # ln(b) = -5
+LS_MAX = int(_cpu.LAPLACE_LS_MAX)  # ln(b) = 6
+_MU_LIMIT = 2.0**31 / 2**FRAC_BITS  # |mu| below this fits MU in int32
+
+
+def quantize_params(mu: Any, scale: Any) -> tuple[Any, Any]:
+    """(mu, scale) -> (MU, LS) = (round(mu * 2^8), round(ln(scale) * 2^8)), as int32.
+
+    Arrays give int32 arrays of the broadcast shape, scalars give ints. LS is clamped to the
+    model's table range [LS_MIN, LS_MAX] (scale in [e^-5, e^6]), as the coder does anyway.
+    ValueError for a non-finite mean, a scale that is not finite and positive, or |mu| >= 2^23.
+    """
+    scalar = np.ndim(mu) == 0 and np.ndim(scale) == 0
+    m = np.asarray(mu, dtype=np.float64)
+    b = np.asarray(scale, dtype=np.float64)
+    m, b = np.broadcast_arrays(m, b)
+    bad_mu = ~np.isfinite(m) | (np.abs(m) >= _MU_LIMIT)
+    if bad_mu.any():
+        i = np.unravel_index(np.argmax(bad_mu), m.shape)
+        raise ValueError(f"mu must be finite with |mu| < {_MU_LIMIT:.0f}; got {m[i]} at index {i}")
+    bad_b = ~(np.isfinite(b) & (b > 0))
+    if bad_b.any():
+        i = np.unravel_index(np.argmax(bad_b), b.shape)
+        raise ValueError(f"scale must be finite and > 0; got {b[i]} at index {i}")
+    mu_q = np.rint(m * 2**FRAC_BITS).astype(np.int32)
+    ls_q = np.clip(np.rint(np.log(b) * 2**FRAC_BITS), LS_MIN, LS_MAX).astype(np.int32)
+    if scalar:
+        return int(mu_q), int(ls_q)
+    return mu_q, ls_q
+
+
+def dequantize_params(mu_q: Any, logscale_q: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The float (mu, scale) the integer model stands for: MU / 2^8 and exp(clamped LS / 2^8)."""
+    m = np.asarray(mu_q, dtype=np.float64) / 2**FRAC_BITS
+    ls = np.clip(np.asarray(logscale_q, dtype=np.int64), LS_MIN, LS_MAX)
+    return m, np.exp(ls / 2**FRAC_BITS)
