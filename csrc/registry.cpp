@@ -3,11 +3,13 @@
 
 namespace ddfast {
 
-void register_rans(pybind11::module_& m);  // rans_register.cpp
+void register_rans(pybind11::module_& m);           // rans_register.cpp
+void register_pointwise_mlp(pybind11::module_& m);  // pointwise_mlp.cpp
 
 void register_all(pybind11::module_& m) {
     // components add their register_* calls here
     register_rans(m);
+    register_pointwise_mlp(m);
 }
 
 }  // namespace ddfast

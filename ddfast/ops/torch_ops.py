@@ -152,24 +152,43 @@ def _mlp_activations(x, weights, biases, relus) -> list[torch.Tensor]:
     return activations
 
 
+def _native_mlp(x: torch.Tensor):
+    """The C++ pointwise MLP of ddfast._cpu for float32 CPU tensors, else None."""
+    if x.device.type != "cpu" or x.dtype != torch.float32:
+        return None
+    try:
+        from ddfast import _cpu
+    except ImportError:
+        return None
+    return _cpu
+
+
+def _arrays(tensors):
+    return [t.detach().contiguous().numpy() for t in tensors]
+
+
 class _PointwiseMLP(torch.autograd.Function):
     """Per-slice MLP over pixels [S, P, C0] -> [S, P, Ck] that stores no hidden activation.
 
-    The pixels are processed in chunks; the backward recomputes each chunk's activations. On a CPU
-    a chunk's activations fit in cache, on a GPU there is one chunk: either way the wide hidden
-    layers (up to 1200 channels per pixel) are never kept for the backward.
+    On a CPU (float32) it runs the C++ kernel of ddfast._cpu; elsewhere the pixels are processed
+    in chunks in torch. Either way the backward recomputes activations, so the wide hidden layers
+    (up to 1200 channels per pixel) are never kept between forward and backward.
     """
 
     @staticmethod
     def forward(ctx, x, relus, *params):
         weights, biases = params[0::2], params[1::2]
+        ctx.relus = relus
+        ctx.save_for_backward(x, *params)
+        native = _native_mlp(x)
+        if native is not None:
+            return torch.from_numpy(native.mlp_forward(_arrays([x])[0], _arrays(weights), _arrays(biases),
+                                                       list(relus)))
         widths = [w.shape[-1] for w in weights]
         chunk = _pixel_chunk(x, widths)
         out = x.new_empty(x.shape[0], x.shape[1], widths[-1])
         for start in range(0, x.shape[1], chunk):
             out[:, start:start + chunk] = _mlp_activations(x[:, start:start + chunk], weights, biases, relus)[-1]
-        ctx.relus = relus
-        ctx.save_for_backward(x, *params)
         return out
 
     @staticmethod
@@ -177,6 +196,13 @@ class _PointwiseMLP(torch.autograd.Function):
         x, *params = ctx.saved_tensors
         weights, biases = params[0::2], params[1::2]
         relus = ctx.relus
+        native = _native_mlp(x)
+        if native is not None and grad_out.dtype == torch.float32:
+            grad_x, grad_w, grad_b = native.mlp_backward(
+                _arrays([x])[0], _arrays(weights), _arrays(biases), list(relus), _arrays([grad_out])[0],
+                bool(ctx.needs_input_grad[0]))
+            grads = [torch.from_numpy(g) for pair in zip(grad_w, grad_b) for g in pair]
+            return (None if grad_x is None else torch.from_numpy(grad_x), None, *grads)
         grad_w = [torch.zeros_like(w) for w in weights]
         grad_b = [torch.zeros_like(b) for b in biases]
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
