@@ -8,7 +8,7 @@ import sys
 from ddfast.errors import DDFastError
 
 # Subcommand modules (ddfast.cli.<name>); each defines add_parser(subparsers) and run(args) -> int.
-SUBCOMMANDS = ("demo",)
+SUBCOMMANDS = ("demo", "experts", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,83 @@
+"""Distribution matching (DM) as a reusable loss: ``loss = dm(images_syn, labels_syn)``.
+
+Per call: a fresh randomly initialized network (frozen, in train mode); for every class, one
+Siamese DSA seed for its real batch and its synthetic images; the loss is
+Σ_c ‖mean φ(A(x_real,c)) − mean φ(A(x_syn,c))‖², φ = the network's ``embed`` (flattened
+features), real embeddings detached. Networks with BatchNorm embed all classes in one forward
+pass, as the reference does.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ddfast.distill.dsa import DSA
+from ddfast.distill.realdata import ClassSampler
+from ddfast.errors import ConfigError
+
+
+class DistributionMatching:
+    """The DM loss.
+
+    Args:
+        sampler: real images by class (in the network's input space).
+        net_factory: ``seed -> fresh network`` (see ``networks.network_factory``); the network
+            needs an ``embed`` method.
+        batch_real: real images per class per call.
+        dsa: Siamese DSA, one seed per class (``None``: no augmentation).
+        seed: seed of the loss's random stream (network seeds are drawn from it).
+    """
+
+    def __init__(
+        self,
+        sampler: ClassSampler,
+        net_factory: Callable[[int | None], nn.Module],
+        *,
+        batch_real: int = 256,
+        dsa: DSA | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.sampler = sampler
+        self.net_factory = net_factory
+        self.batch_real = batch_real
+        self.dsa = dsa
+        self.generator = torch.Generator().manual_seed(
+            seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
+        )
+
+    def _network(self, device: torch.device) -> nn.Module:
+        seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
+        net = self.net_factory(seed).to(device).train()
+        if not hasattr(net, "embed"):
+            raise ConfigError(f"{type(net).__name__} has no embed(); DM needs feature embeddings")
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net
+
+    def __call__(self, images_syn: torch.Tensor, labels_syn: torch.Tensor) -> torch.Tensor:
+        """Σ over classes of the squared distance between mean real and synthetic embeddings."""
+        net = self._network(images_syn.device)
+        classes = torch.unique(labels_syn).tolist()
+        reals, syns = [], []
+        for c in classes:
+            real = self.sampler.sample(c, self.batch_real).to(images_syn.device)
+            syn = images_syn[labels_syn == c]
+            if self.dsa is not None:
+                seed = self.dsa.draw_seed()
+                real = self.dsa(real, seed=seed, siamese=True)
+                syn = self.dsa(syn, seed=seed, siamese=True)
+            reals.append(real)
+            syns.append(syn)
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+        if has_bn:
+            emb_real = net.embed(torch.cat(reals)).detach().split([r.shape[0] for r in reals])
+            emb_syn = net.embed(torch.cat(syns)).split([s.shape[0] for s in syns])
+        else:
+            emb_real = [net.embed(r).detach() for r in reals]
+            emb_syn = [net.embed(s) for s in syns]
+        loss = images_syn.new_zeros(())
+        for er, es in zip(emb_real, emb_syn):
+            loss = loss + (er.mean(0) - es.mean(0)).pow(2).sum()
+        return loss

@@ -1,0 +1,116 @@
+"""Evaluation protocol: determinism, schedule, learning, result object, CLI."""
+import argparse
+import json
+
+import pytest
+import torch
+
+import ddfast.eval.protocol as P
+from ddfast.cli import eval as eval_cli
+from ddfast.distill.baselines import PixelSet, images_per_class, pixel_set_bytes
+from ddfast.errors import ConfigError
+from ddfast.eval import evaluate
+
+ARCH = "ConvNetW32"
+
+
+def _blobs(n_per_class, seed):
+    """Two easy classes: top half bright (0) or bottom half bright (1), plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(2).repeat_interleave(n_per_class)
+    top = torch.zeros(3, 8, 8)
+    top[:, :4] = 1.0
+    pattern = torch.stack([top, top.flip(1)])
+    images = pattern[labels] + 0.3 * torch.randn(labels.shape[0], 3, 8, 8, generator=g)
+    return images, labels
+
+
+def test_evaluation_is_deterministic_under_a_seed():
+    syn, test = _blobs(3, 0), _blobs(10, 1)
+    a = evaluate(*syn, test, arch=ARCH, runs=2, epochs=3, seed=4, progress=False)
+    b = evaluate(*syn, test, arch=ARCH, runs=2, epochs=3, seed=4, progress=False)
+    assert a.accuracies == b.accuracies and a.train_accuracies == b.train_accuracies
+    assert len(a.accuracies) == 2 and a.optimizer == "sgd" and a.lr == 0.01
+
+
+def test_trained_networks_learn_an_easy_task():
+    result = evaluate(*_blobs(5, 0), _blobs(20, 1), arch=ARCH, runs=2, epochs=20, lr=0.1, seed=0, progress=False)
+    assert result.mean >= 0.9
+
+
+def test_schedule_decays_once_and_recreates_the_optimizer(monkeypatch):
+    made = []
+    real = P._make_optimizer
+
+    def record(name, params, lr):
+        made.append((name, lr))
+        return real(name, params, lr)
+
+    monkeypatch.setattr(P, "_make_optimizer", record)
+    epochs_seen = []
+    monkeypatch.setattr(P, "train_epoch", lambda *a, **k: (epochs_seen.append(1), (0.0, 1.0))[1])
+    monkeypatch.setattr(P, "accuracy", lambda *a, **k: 0.5)
+    result = evaluate(*_blobs(2, 0), _blobs(2, 1), arch=ARCH, runs=1, epochs=6, lr=0.03, progress=False)
+    assert len(epochs_seen) == 7  # epochs + 1, as evaluate_synset
+    assert made == [("sgd", 0.03), ("sgd", pytest.approx(0.003))]
+    assert result.accuracies == [0.5]
+
+
+def test_result_statistics_and_text():
+    r = P.EvalResult("ConvNet", [0.8, 0.9], [1.0, 1.0], 1000, 0.01, "sgd")
+    assert r.mean == pytest.approx(0.85) and r.std == pytest.approx(0.05)  # population std
+    assert "85.00 ± 5.00 %" in str(r)
+
+
+def test_optimizer_defaults_follow_the_spec():
+    assert P.default_optimizer("ConvNet") == ("sgd", 0.01)
+    assert P.default_optimizer("ConvNetD5") == ("sgd", 0.01)
+    assert P.default_optimizer("ResNet18") == ("adam", 0.02)
+    assert P.default_optimizer("VGG11") == ("adam", 0.02)
+    assert P.default_optimizer("ViT") == ("adam", 0.015)
+
+
+def test_bad_inputs_raise():
+    syn = _blobs(2, 0)
+    with pytest.raises(ConfigError, match="test images"):
+        evaluate(*syn, (torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long)), arch=ARCH, progress=False)
+    with pytest.raises(ConfigError):
+        evaluate(*syn, _blobs(2, 1), arch=ARCH, runs=0, progress=False)
+
+
+def test_byte_budget_helpers():
+    assert pixel_set_bytes(10, 3, 32, 32) == 10 * 3 * 32 * 32 * 4
+    assert images_per_class(12_288 * 10 + 5, 3, 32, 32) == 10
+    with pytest.raises(ConfigError):
+        images_per_class(100, 3, 32, 32)
+
+
+def test_eval_cli_reads_a_synthetic_set(tmp_path, capsys):
+    PixelSet(*_blobs(2, 0), syn_lr=0.02).save(tmp_path / "syn.pt")
+    test = _blobs(5, 1)
+    PixelSet(*test).save(tmp_path / "test.pt")
+    parser = argparse.ArgumentParser()
+    eval_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["eval", str(tmp_path / "syn.pt"), "--test-set", str(tmp_path / "test.pt"),
+                              "--arch", ARCH, "--runs", "1", "--epochs", "1", "--device", "cpu",
+                              "--json", str(tmp_path / "r.json"), "--quiet"])
+    assert eval_cli.run(args) == 0
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["lr"] == 0.02 and len(record["accuracies"]) == 1  # syn_lr from the file
+    assert "ConvNetW32" in capsys.readouterr().out
+    with pytest.raises(ConfigError):
+        PixelSet.load(tmp_path / "missing.pt")
+
+
+def test_eval_cli_with_a_dataset(tmp_path, capsys):
+    from ddfast.data import load
+
+    train = load("bundled")
+    small = train.take_per_class(1, torch.Generator().manual_seed(0))
+    PixelSet(small.normalize(small.to_float()), small.labels).save(tmp_path / "syn.pt")
+    parser = argparse.ArgumentParser()
+    eval_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["eval", str(tmp_path / "syn.pt"), "--dataset", "bundled", "--arch", ARCH,
+                              "--runs", "1", "--epochs", "0", "--device", "cpu", "--quiet"])
+    assert eval_cli.run(args) == 0
+    assert "1 runs" in capsys.readouterr().out
