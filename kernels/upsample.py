@@ -13,19 +13,23 @@ import triton.language as tl
 
 
 @triton.jit
-def _up_fwd(x_ptr, taps_ptr, out_ptr, maps_per_slice, hi, wi, ho, wo,
-            R: tl.constexpr, BLOCK: tl.constexpr):
-    W: tl.constexpr = 2 * R + 1
-    s = tl.program_id(1)
+def _output_pixels(s, maps_per_slice, ho, wo, BLOCK: tl.constexpr):
+    """This program's output pixels of slice s: (live mask, plane, pixel, v, u, phase)."""
     idx = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     live = idx < maps_per_slice * ho * wo
     plane = s.to(tl.int64) * maps_per_slice + idx // (ho * wo)
     pix = idx % (ho * wo)
     oy = pix // wo
     ox = pix % wo
-    v = oy // 2
-    u = ox // 2
-    phase = (oy % 2) * 2 + (ox % 2)
+    return live, plane, pix, oy // 2, ox // 2, (oy % 2) * 2 + (ox % 2)
+
+
+@triton.jit
+def _up_fwd(x_ptr, taps_ptr, out_ptr, maps_per_slice, hi, wi, ho, wo,
+            R: tl.constexpr, BLOCK: tl.constexpr):
+    W: tl.constexpr = 2 * R + 1
+    s = tl.program_id(1)
+    live, plane, pix, v, u, phase = _output_pixels(s, maps_per_slice, ho, wo, BLOCK)
     x_base = x_ptr + plane * hi * wi
     t_base = taps_ptr + s * 4 * W * W + phase * W * W
     acc = tl.zeros([BLOCK], dtype=tl.float32)
@@ -74,15 +78,7 @@ def _up_bwd_taps(x_ptr, g_ptr, gt_ptr, maps_per_slice, hi, wi, ho, wo,
                  R: tl.constexpr, BLOCK: tl.constexpr):
     W: tl.constexpr = 2 * R + 1
     s = tl.program_id(1)
-    idx = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    live = idx < maps_per_slice * ho * wo
-    plane = s.to(tl.int64) * maps_per_slice + idx // (ho * wo)
-    pix = idx % (ho * wo)
-    oy = pix // wo
-    ox = pix % wo
-    v = oy // 2
-    u = ox // 2
-    phase = (oy % 2) * 2 + (ox % 2)
+    live, plane, pix, v, u, phase = _output_pixels(s, maps_per_slice, ho, wo, BLOCK)
     g = tl.load(g_ptr + plane * ho * wo + pix, mask=live, other=0.0)
     x_base = x_ptr + plane * hi * wi
     for a in tl.static_range(W):

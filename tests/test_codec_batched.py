@@ -160,6 +160,8 @@ def test_synthetic_set_configuration_errors():
         SyntheticSet([3], 8, slice_size=0)
     with pytest.raises(ddfast.ConfigError, match="image_size"):
         SyntheticSet([3], (8, 0))
+    with pytest.raises(ddfast.ConfigError, match="unknown ops backend 'gpu'"):
+        SyntheticSet([3], 8, backend="gpu")
     with pytest.raises(ddfast.ConfigError, match="arm_depth"):
         CodecConfig(arm_depth=-1)
     with pytest.raises(ddfast.ConfigError, match="upsample_kernel"):

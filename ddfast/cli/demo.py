@@ -25,13 +25,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--synthesis", default="v4-40", help="synthesis version (Table A1), default v4-40")
     parser.add_argument("--arm-context", type=int, default=16, help="ARM context size C (8/16/24/32/64)")
     parser.add_argument("--arm-depth", type=int, default=2, help="ARM hidden layers")
-    parser.add_argument("--candidates", type=int, nargs="+", default=[3, 1],
+    parser.add_argument("--candidates", type=int, nargs="+", default=[5, 2],
                         help="candidates kept per warm-up phase (reference: 5 2)")
-    parser.add_argument("--iterations", type=int, nargs="+", default=[150, 150],
+    parser.add_argument("--iterations", type=int, nargs="+", default=[200, 200],
                         help="iterations per warm-up phase (reference: 400 400)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--png", help="also save originals (top) and decoded images (bottom) to this PNG")
+    parser.add_argument("--png", help="also save a picture: per class, real images above decoded ones")
     parser.add_argument("--save", help="save the fitted SyntheticSet (state dict and config) to this .pt file")
     return parser
 
@@ -80,16 +80,24 @@ def _print_report(syn: SyntheticSet, classes: list[str], report) -> None:
 
 
 def _save_png(path: str, syn: SyntheticSet, by_class) -> None:
+    """Per class, a row of the real images and below it the decoded ones."""
     from PIL import Image
 
     syn.eval()
     with torch.no_grad():
         decoded, _ = syn()
-    originals = torch.cat([images[:n].float() / 255.0 if images.dtype == torch.uint8 else images[:n]
-                           for images, n in zip(by_class, syn.layout.images_per_class)])
-    rows = torch.stack([originals.cpu(), decoded.clamp(0, 1).cpu()])  # [2, N, C, H, W]
-    _, n, c, h, w = rows.shape
-    grid = rows.permute(0, 3, 1, 4, 2).reshape(2 * h, n * w, c)
+    decoded = decoded.clamp(0, 1).cpu()
+    rows, start = [], 0
+    for images, n in zip(by_class, syn.layout.images_per_class):
+        real = images[:n].cpu()
+        rows += [real.float() / 255.0 if real.dtype == torch.uint8 else real.float(), decoded[start:start + n]]
+        start += n
+    width = max(r.shape[0] for r in rows)
+    _, c, h, w = rows[0].shape
+    canvas = torch.ones(len(rows), width, c, h, w)
+    for i, r in enumerate(rows):
+        canvas[i, :r.shape[0]] = r
+    grid = canvas.permute(0, 3, 1, 4, 2).reshape(len(rows) * h, width * w, c)
     pixels = (grid * 255).round().to(torch.uint8).numpy()
     Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(path)
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import torch
 from torch import nn
 
+from ddfast import ops
 from ddfast.codec.config import CodecConfig
 from ddfast.codec.layout import SliceLayout
 from ddfast.codec.quantizer import JOINT_QUANTIZER, Quantizer
@@ -45,6 +46,8 @@ class SyntheticSet(nn.Module):
             raise ConfigError(f"image_size must be a positive int or (H, W), got {image_size!r}")
         if not (isinstance(channels, int) and channels >= 1):
             raise ConfigError(f"channels must be a positive integer, got {channels!r}")
+        if backend not in ops.BACKENDS:
+            raise ConfigError(f"unknown ops backend {backend!r}; choose one of {ops.BACKENDS}")
         self.config = config or CodecConfig()
         self.layout = SliceLayout.build(counts, slice_size)
         self.slice_size = slice_size
