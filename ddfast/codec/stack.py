@@ -70,7 +70,9 @@ class CodecStack(nn.Module):
     @torch.no_grad()
     def select(self, index: torch.Tensor) -> "CodecStack":
         """A new stack holding copies of slices ``index`` (a 1-D index tensor) of this one."""
-        picked = CodecStack(len(index), self.images_per_slice, self.image_size, self.channels, self.config)
+        # A private generator: the throwaway initial values must not advance the global RNG.
+        picked = CodecStack(len(index), self.images_per_slice, self.image_size, self.channels, self.config,
+                            generator=torch.Generator().manual_seed(0))
         for dst, src in zip(picked.parameters(), self.parameters()):
             dst.copy_(src.index_select(0, index.to(src.device)))
         return picked.to(self.latents.device)

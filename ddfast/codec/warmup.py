@@ -96,6 +96,14 @@ def _evaluate(pool: CodecStack, targets: _Targets, beta: float, chunk: int):
     return tuple(torch.cat(parts) for parts in zip(*results))
 
 
+def _cpu_generator(generator: torch.Generator | None) -> torch.Generator | None:
+    """A CPU generator for initial values (drawn on the CPU), seeded from ``generator`` if it lives elsewhere."""
+    if generator is None or generator.device.type == "cpu":
+        return generator
+    seed = torch.randint(0, 2 ** 62, (1,), generator=generator, device=generator.device).item()
+    return torch.Generator().manual_seed(int(seed))
+
+
 def warm_up(syn: "SyntheticSet", images_by_class, beta: float, *, candidates: tuple[int, ...] = (5, 2),
             iterations: tuple[int, ...] = (400, 400), lr: float = 1e-2, max_grad_norm: float = 0.1,
             quantizer: Quantizer = WARMUP_QUANTIZER, max_slices_per_batch: int | None = None,
@@ -124,7 +132,7 @@ def warm_up(syn: "SyntheticSet", images_by_class, beta: float, *, candidates: tu
     targets = _Targets(syn.slice_targets(images_by_class), syn.valid, syn.num_pixels_per_slice.to(torch.float32))
     num_slices = syn.num_slices
     pool = CodecStack(num_slices * candidates[0], stack.images_per_slice, stack.image_size, stack.channels,
-                      stack.config, generator).to(device)
+                      stack.config, _cpu_generator(generator)).to(device)
     owner = torch.arange(num_slices, device=device).repeat_interleave(candidates[0])
     chunk = max_slices_per_batch or pool.num_slices
     train_args = dict(beta=beta, lr=lr, max_grad_norm=max_grad_norm, quantizer=quantizer, generator=generator)

@@ -1,6 +1,7 @@
-"""Torch reference implementations of the hot operations (the twins of the Triton kernels).
+"""Torch implementations of the hot operations: the twins of the Triton kernels, and the path
+taken on CPUs (where the pointwise MLP runs in ddfast._cpu).
 
-Plain differentiable torch code; autograd provides the backward passes.
+Index tables (context neighbours, polyphase taps) are built once per shape and device and cached.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ MAX_BITS = 16.0  # the 2^-16 probability floor
 
 
 @lru_cache(maxsize=64)
-def neighbour_index(grid_shapes: tuple[tuple[int, int], ...], offsets: tuple[tuple[int, int], ...]) -> torch.Tensor:
-    """[M, C] int64: flat position of every latent's neighbours, or M (a zero slot) outside its grid."""
+def neighbour_index(grid_shapes: tuple[tuple[int, int], ...], offsets: tuple[tuple[int, int], ...],
+                    device: torch.device | None = None) -> torch.Tensor:
+    """[M, C] int64 on ``device``: flat position of each latent's neighbours, or M (a zero slot) outside its grid."""
     total = sum(h * w for h, w in grid_shapes)
     pieces = []
     start = 0
@@ -32,14 +34,13 @@ def neighbour_index(grid_shapes: tuple[tuple[int, int], ...], offsets: tuple[tup
         inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
         pieces.append(torch.where(inside, start + ny * w + nx, total).reshape(h * w, -1))
         start += h * w
-    return torch.cat(pieces)
+    return torch.cat(pieces).to(device)
 
 
 def gather_context(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]],
                    offsets: Sequence[tuple[int, int]]) -> torch.Tensor:
     """[B, M] flat grids -> [B, M, C]: each latent's causal neighbours (zero outside its grid)."""
-    index = neighbour_index(tuple(map(tuple, grid_shapes)), tuple(map(tuple, offsets)))
-    index = index.to(latents.device)
+    index = neighbour_index(tuple(map(tuple, grid_shapes)), tuple(map(tuple, offsets)), latents.device)
     batch, total = latents.shape
     padded = torch.cat([latents, latents.new_zeros(batch, 1)], dim=1)
     return padded.index_select(1, index.reshape(-1)).reshape(batch, total, index.shape[1])
@@ -68,7 +69,7 @@ def laplace_rate(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor) -> 
 
 
 @lru_cache(maxsize=8)
-def _tap_index(kernel_size: int) -> torch.Tensor:
+def _tap_index(kernel_size: int, device: torch.device | None = None) -> torch.Tensor:
     """[4, W*W] positions in the flattened KxK kernel (K*K = a zero slot) of each phase's taps."""
     r = kernel_size // 4
     width = 2 * r + 1
@@ -81,7 +82,7 @@ def _tap_index(kernel_size: int) -> torch.Tensor:
                     kx = 4 * r - 1 - 2 * b if qx == 0 else 4 * r - 2 * b
                     if 0 <= ky < kernel_size and 0 <= kx < kernel_size:
                         index[qy * 2 + qx, a, b] = ky * kernel_size + kx
-    return index.reshape(4, width * width)
+    return index.reshape(-1).to(device)
 
 
 def polyphase_taps(kernel: torch.Tensor) -> torch.Tensor:
@@ -94,8 +95,7 @@ def polyphase_taps(kernel: torch.Tensor) -> torch.Tensor:
     """
     s, k, _ = kernel.shape
     flat = torch.cat([kernel.reshape(s, k * k), kernel.new_zeros(s, 1)], dim=1)
-    index = _tap_index(k).to(kernel.device)
-    return flat[:, index.reshape(-1)].reshape(s, 4, -1)
+    return flat[:, _tap_index(k, kernel.device)].reshape(s, 4, -1)
 
 
 def _upsample_step(x: torch.Tensor, taps: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:

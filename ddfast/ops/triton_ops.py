@@ -22,15 +22,15 @@ from ddfast.ops.torch_ops import neighbour_index, polyphase_taps
 
 
 @lru_cache(maxsize=64)
-def _context_tables(grid_shapes: tuple, offsets: tuple) -> tuple[Tensor, Tensor]:
-    """(index [M, C], inverse [M, C]) int32: neighbour of each slot, and the slots reading each latent."""
+def _context_tables(grid_shapes: tuple, offsets: tuple, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(index [M, C], inverse [M, C]) int32 on ``device``: each slot's neighbour, and the slots reading each latent."""
     index = neighbour_index(grid_shapes, offsets)
     total, c = index.shape
     slots = torch.arange(total * c).reshape(total, c)
     inverse = torch.full((total + 1, c), -1, dtype=torch.int64)
     column = torch.arange(c).expand(total, c)
     inverse[index.reshape(-1), column.reshape(-1)] = slots.reshape(-1)
-    return index.to(torch.int32), inverse[:total].to(torch.int32).contiguous()
+    return index.to(device, torch.int32), inverse[:total].to(device, torch.int32).contiguous()
 
 
 @torch.library.custom_op("ddfast::gather_context", mutates_args=())
@@ -68,8 +68,8 @@ _gather_context.register_autograd(_gather_grad, setup_context=_gather_setup)
 def gather_context(latents: Tensor, grid_shapes: Sequence[tuple[int, int]],
                    offsets: Sequence[tuple[int, int]]) -> Tensor:
     """Triton twin of torch_ops.gather_context."""
-    index, inverse = _context_tables(tuple(map(tuple, grid_shapes)), tuple(map(tuple, offsets)))
-    return _gather_context(latents, index.to(latents.device), inverse.to(latents.device))
+    index, inverse = _context_tables(tuple(map(tuple, grid_shapes)), tuple(map(tuple, offsets)), latents.device)
+    return _gather_context(latents, index, inverse)
 
 
 # -- Laplace rate ------------------------------------------------------------------------------
