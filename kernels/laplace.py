@@ -7,14 +7,18 @@ import torch
 import triton
 import triton.language as tl
 
-LN2 = 0.6931471805599453
+# The reference's scale mapping b = exp(clamp(s - OFFSET, LOW, HIGH)) (= ddfast.ops.torch_ops).
+SCALE_OFFSET: tl.constexpr = 4.0
+SCALE_LOW: tl.constexpr = -4.6
+SCALE_HIGH: tl.constexpr = 5.0
+INV_LN2: tl.constexpr = 1.4426950408889634
 
 
 @triton.jit
 def _scale(s):
-    t = s - 4.0
-    inside = (t > -4.6) & (t < 5.0)
-    b = tl.exp(tl.minimum(tl.maximum(t, -4.6), 5.0))
+    t = s - SCALE_OFFSET
+    inside = (t > SCALE_LOW) & (t < SCALE_HIGH)
+    b = tl.exp(tl.minimum(tl.maximum(t, SCALE_LOW), SCALE_HIGH))
     return b, inside
 
 
@@ -28,10 +32,10 @@ def _rate_fwd(x_ptr, mu_ptr, s_ptr, out_ptr, n, BLOCK: tl.constexpr):
     b, _ = _scale(s)
     d = tl.abs(x - mu)
     inv_b = 1.0 / b
-    tail = 1.0 + ((d - 0.5) * inv_b - tl.log(1.0 - tl.exp(-inv_b))) / 0.6931471805599453
+    tail = 1.0 + ((d - 0.5) * inv_b - tl.log(1.0 - tl.exp(-inv_b))) * INV_LN2
     dc = tl.minimum(d, 0.5)
     p = 1.0 - 0.5 * (tl.exp(-(0.5 - dc) * inv_b) + tl.exp(-(0.5 + dc) * inv_b))
-    centre = -tl.log(p) / 0.6931471805599453
+    centre = -tl.log(p) * INV_LN2
     bits = tl.where(d >= 0.5, tail, centre)
     tl.store(out_ptr + offs, tl.minimum(bits, 16.0), mask=live)
 
@@ -50,18 +54,18 @@ def _rate_bwd(x_ptr, mu_ptr, s_ptr, g_ptr, gx_ptr, gmu_ptr, gs_ptr, n, BLOCK: tl
     inv_b = 1.0 / b
     # tail bin: bits = 1 + ((d - 1/2)/b - log(1 - e^{-1/b})) / ln2
     e_bin = tl.exp(-inv_b)
-    tail = 1.0 + ((d - 0.5) * inv_b - tl.log(1.0 - e_bin)) / 0.6931471805599453
-    tail_dd = inv_b / 0.6931471805599453
-    tail_db = (-(d - 0.5) + e_bin / (1.0 - e_bin)) * inv_b * inv_b / 0.6931471805599453
+    tail = 1.0 + ((d - 0.5) * inv_b - tl.log(1.0 - e_bin)) * INV_LN2
+    tail_dd = inv_b * INV_LN2
+    tail_db = (-(d - 0.5) + e_bin / (1.0 - e_bin)) * inv_b * inv_b * INV_LN2
     # bin holding mu: bits = -log2(1 - (e1 + e2)/2), e1 = e^{-(1/2 - d)/b}, e2 = e^{-(1/2 + d)/b}
     dc = tl.minimum(d, 0.5)
     e1 = tl.exp(-(0.5 - dc) * inv_b)
     e2 = tl.exp(-(0.5 + dc) * inv_b)
     p = 1.0 - 0.5 * (e1 + e2)
-    centre = -tl.log(p) / 0.6931471805599453
+    centre = -tl.log(p) * INV_LN2
     dp_dd = -0.5 * (e1 - e2) * inv_b
     dp_db = -0.5 * (e1 * (0.5 - dc) + e2 * (0.5 + dc)) * inv_b * inv_b
-    scale = -1.0 / (p * 0.6931471805599453)
+    scale = -INV_LN2 / p
     is_tail = d >= 0.5
     bits = tl.where(is_tail, tail, centre)
     dbits_dd = tl.where(is_tail, tail_dd, scale * dp_dd)

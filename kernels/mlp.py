@@ -84,7 +84,9 @@ def _pad16(n: int) -> int:
 
 
 def _precision(t: torch.Tensor) -> str:
-    return "tf32" if t.is_cuda and t.dtype == torch.float32 else "ieee"
+    """TF32 tensor cores only where torch's float32 matmuls may use them too (off by default)."""
+    tf32 = t.is_cuda and t.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
+    return "tf32" if tf32 else "ieee"
 
 
 def mlp2_forward(x, w1, b1, w2, b2):

@@ -206,3 +206,21 @@ def test_upsampling_pyramid_keeps_constant_grids_constant():
     out = torch_ops.upsample_pyramid(latents, shapes, kernels)
     assert out.shape == (2, 3, 4, 13, 7)
     assert torch.allclose(out, torch.full_like(out, 5.0), atol=1e-5)
+
+
+def test_quantizer_settings_are_immutable_and_not_shared():
+    import dataclasses
+
+    syn_a = ddfast.SyntheticSet(1, 8, num_classes=1, config=ddfast.CodecConfig(synthesis="v4-40"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        syn_a.quantizer.temperature = 0.1
+    syn_a.quantizer = dataclasses.replace(syn_a.quantizer, temperature=0.1)
+    syn_b = ddfast.SyntheticSet(1, 8, num_classes=1, config=ddfast.CodecConfig(synthesis="v4-40"))
+    assert syn_b.quantizer.temperature == 0.3
+
+
+def test_noise_follows_the_generator_then_moves_to_the_target():
+    gen = torch.Generator().manual_seed(0)
+    like = torch.zeros(5, dtype=torch.float64, device="meta")
+    noise = Quantizer(noise="gaussian").sample_noise(like, gen)
+    assert noise.device.type == "meta" and noise.dtype == torch.float64 and noise.shape == (5,)

@@ -88,3 +88,11 @@ def test_native_cpu_mlp_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="grad_out must be"):
         _cpu.mlp_backward(x, [torch.zeros(2, 6, 4).numpy()], [torch.zeros(2, 4).numpy()], [True],
                           torch.zeros(2, 5, 3).numpy(), True)
+
+
+def test_polyphase_taps_cover_every_kernel_entry_once():
+    for k in (4, 8, 12):
+        kernel = torch.arange(1.0, k * k + 1).reshape(1, k, k)
+        taps = torch_ops.polyphase_taps(kernel)
+        values = taps[taps != 0]
+        assert sorted(values.tolist()) == list(range(1, k * k + 1))

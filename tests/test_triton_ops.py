@@ -90,7 +90,7 @@ def test_fused_mlp_matches_torch(s, p, c0, d, c2):
     b = [t.clone().to(DEVICE).requires_grad_(True) for t in tensors]
     got = ops.pointwise_mlp(a[0], a[1::2], a[2::2], [True, False], backend="triton")
     want = ops.pointwise_mlp(b[0], b[1::2], b[2::2], [True, False], backend="torch")
-    rel = 1e-2 if DEVICE == "cuda" else 1e-5  # tf32 tensor cores on a GPU
+    rel = 1e-4
     assert _close(got, want, rel)
     upstream = torch.randn(s, p, c2, generator=gen).to(DEVICE)
     (got * upstream).sum().backward()
@@ -110,19 +110,11 @@ def test_codec_training_step_triton_equals_torch():
         images, _, bits = syn.forward_with_rate(noise=noise)
         (images.square().sum() + bits.sum() * 1e-3).backward()
         results.append((images, bits, [p.grad for p in syn.parameters()]))
-    rel = 1e-2 if DEVICE == "cuda" else 1e-4
+    rel = 1e-4
     assert _close(results[0][0], results[1][0], rel)
     assert _close(results[0][1], results[1][1], rel)
     for x, y in zip(results[0][2], results[1][2]):
         assert _close(x, y, rel)
-
-
-def test_polyphase_taps_cover_every_kernel_entry_once():
-    for k in (4, 8, 12):
-        kernel = torch.arange(1.0, k * k + 1).reshape(1, k, k)
-        taps = triton_ops.polyphase_taps(kernel)
-        values = taps[taps != 0]
-        assert sorted(values.tolist()) == list(range(1, k * k + 1))
 
 
 def test_custom_ops_have_fake_implementations():

@@ -15,6 +15,7 @@ import torch
 from ddfast.codec import CodecConfig, SyntheticSet
 from ddfast.data import load
 from ddfast.errors import ConfigError
+from ddfast.fileio import atomic_torch_save, atomic_write
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -99,17 +100,12 @@ def _save_png(path: str, syn: SyntheticSet, by_class) -> None:
         canvas[i, :r.shape[0]] = r
     grid = canvas.permute(0, 3, 1, 4, 2).reshape(len(rows) * h, width * w, c)
     pixels = (grid * 255).round().to(torch.uint8).numpy()
-    Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(path)
+    picture = Image.fromarray(pixels[..., 0] if c == 1 else pixels)
+    atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
 
 
 def _save(path: str, syn: SyntheticSet) -> None:
-    import os
-    import tempfile
-
     payload = {"config": syn.config.to_dict(), "images_per_class": list(syn.layout.images_per_class),
                "image_size": list(syn.image_size), "channels": syn.channels, "slice_size": syn.slice_size,
                "state_dict": syn.state_dict()}
-    folder = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as tmp:
-        torch.save(payload, tmp)
-    os.replace(tmp.name, path)
+    atomic_torch_save(payload, path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ddfast.codec.context import SUPPORTED_CONTEXT_SIZES
-from ddfast.codec.synthesis import SYNTHESIS_VERSIONS, synthesis_layers
+from ddfast.codec.synthesis import SYNTHESIS_VERSIONS, LayerSpec, synthesis_layers
 from ddfast.errors import ConfigError
 
 
@@ -40,7 +40,7 @@ class CodecConfig:
         if not (isinstance(k, int) and k >= 4 and k % 4 == 0):
             raise ConfigError(f"upsample_kernel must be a multiple of 4 (4, 8, 12, ...), got {k!r}")
 
-    def synthesis_layers(self, out_channels: int):
+    def synthesis_layers(self, out_channels: int) -> tuple[LayerSpec, ...]:
         """The synthesis layer specs of this config for ``out_channels`` image channels."""
         return synthesis_layers(self.synthesis, self.n_grids, out_channels)
 

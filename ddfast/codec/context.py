@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import torch
-
 from ddfast.errors import ConfigError
 
 _REFERENCE_WINDOW = 9
@@ -47,11 +45,6 @@ def context_offsets(context_size: int) -> tuple[tuple[int, int], ...]:
         return _ddfast_c64_offsets()
     raise ConfigError(
         f"ARM context size {context_size} is not supported; choose one of {SUPPORTED_CONTEXT_SIZES}")
-
-
-def context_offsets_tensor(context_size: int) -> torch.Tensor:
-    """Offsets as an int64 tensor of shape [C, 2] (dy, dx)."""
-    return torch.tensor(context_offsets(context_size), dtype=torch.int64)
 
 
 def context_padding(context_size: int) -> int:

@@ -24,27 +24,35 @@ def softround(x: torch.Tensor, temperature: float) -> torch.Tensor:
     return floor + 0.5 + 0.5 * torch.tanh(delta / temperature) / math.tanh(0.5 / temperature)
 
 
+def _draw(sample, shape, generator: torch.Generator | None, device: torch.device | str | None,
+          dtype: torch.dtype) -> torch.Tensor:
+    """Random values drawn where ``generator`` lives (any device), delivered on ``device``."""
+    source = generator.device if generator is not None else device
+    return sample(shape, generator=generator, device=source, dtype=dtype).to(device)
+
+
 def kumaraswamy_noise(shape: torch.Size | tuple, a: float, *, generator: torch.Generator | None = None,
-                      device=None, dtype=torch.float32) -> torch.Tensor:
+                      device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Noise in [-1/2, 1/2] from a Kumaraswamy(a, b(a)) law; a = 1 is uniform, larger a peaks at 0."""
     b = (2.0 ** a * (a - 1.0) + 1.0) / a
-    u = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+    u = _draw(torch.rand, shape, generator, device, dtype)
     return (1.0 - (1.0 - u) ** (1.0 / b)) ** (1.0 / a) - 0.5
 
 
 def gaussian_noise(shape: torch.Size | tuple, sigma: float, *, generator: torch.Generator | None = None,
-                   device=None, dtype=torch.float32) -> torch.Tensor:
+                   device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Zero-mean Gaussian noise with standard deviation ``sigma``."""
-    return sigma * torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    return sigma * _draw(torch.randn, shape, generator, device, dtype)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Quantizer:
     """How latents are quantized in training mode (evaluation always hard-rounds).
 
     ``mode``: one of QUANTIZER_MODES; ``noise``: one of NOISE_TYPES; ``noise_param``: Kumaraswamy a
     or Gaussian sigma. Defaults are the joint-phase settings of the reference (softround with
     Gaussian noise, T = 0.3, sigma = 0.25); the warm-up uses Kumaraswamy noise with a = 2.
+    Frozen: change settings with ``dataclasses.replace(syn.quantizer, temperature=0.1)``.
     """
 
     mode: str = "softround"

@@ -6,6 +6,8 @@ padded positions out (see SliceLayout.valid_mask).
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 import torch
 from torch import nn
 
@@ -17,6 +19,7 @@ from ddfast.codec.layout import grid_shapes
 from ddfast.codec.quantizer import Quantizer
 from ddfast.codec.synthesis import StackedSynthesis
 from ddfast.codec.upsampler import initial_upsampling_kernel
+from ddfast.errors import ConfigError
 
 LATENT_INIT_RANGE = 0.05
 
@@ -84,7 +87,7 @@ class CodecStack(nn.Module):
             dst.copy_(src.index_select(0, index.to(src.device)))
 
 
-def clip_grad_norm_per_slice(parameters, max_norm: float) -> torch.Tensor:
+def clip_grad_norm_per_slice(parameters: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
     """Scale each slice's gradient so its global norm is at most ``max_norm``; returns the norms [S].
 
     Every parameter must carry the slice dimension first (as in CodecStack), so each slice is
@@ -92,7 +95,7 @@ def clip_grad_norm_per_slice(parameters, max_norm: float) -> torch.Tensor:
     """
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
-        raise ValueError("no gradients to clip")
+        raise ConfigError("clip_grad_norm_per_slice: no parameter has a gradient (call backward first)")
     squared = sum(g.reshape(g.shape[0], -1).pow(2).sum(dim=1) for g in grads)
     norms = squared.sqrt()
     factor = torch.clamp(max_norm / (norms + 1e-6), max=1.0)

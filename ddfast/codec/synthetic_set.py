@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import nn
@@ -17,8 +17,11 @@ from ddfast.codec.quantizer import JOINT_QUANTIZER, Quantizer
 from ddfast.codec.stack import CodecStack
 from ddfast.errors import ConfigError
 
+# Eval-mode images are rounded to 16-bit levels, like the reference's test forward (bitdepth 16).
+OUTPUT_LEVELS = 2 ** 16 - 1
+
 if TYPE_CHECKING:
-    from ddfast.codec.warmup import WarmupReport
+    from ddfast.codec.warmup import ImagesByClass, WarmupReport
 
 
 class SyntheticSet(nn.Module):
@@ -104,12 +107,16 @@ class SyntheticSet(nn.Module):
         """Decode every slice: (images [N, C, H, W] class-major, labels [N] int64).
 
         In train mode the latents are quantized with fresh noise (or ``noise``); ``rate_bits()``
-        called next measures those same quantized latents.
+        called next measures those same quantized latents. In eval mode latents are rounded and
+        the images are rounded to 16-bit levels (multiples of 1/65535), as the reference's test
+        forward does.
         """
         quantized = self.quantized_latents(noise, generator)
         self._cached = (quantized, self.stack.latents._version)
-        images = self.stack.decode(quantized, backend=self.backend)
-        return images[self.valid], self.labels
+        images = self.stack.decode(quantized, backend=self.backend)[self.valid]
+        if not self.training:
+            images = torch.round(images * OUTPUT_LEVELS) / OUTPUT_LEVELS
+        return images, self.labels
 
     def rate_bits(self) -> torch.Tensor:
         """[S] differentiable estimated bits of each slice's latents.
@@ -146,7 +153,7 @@ class SyntheticSet(nn.Module):
         return torch.zeros(self.num_classes, device=slice_bits.device, dtype=slice_bits.dtype).index_add(
             0, index, slice_bits)
 
-    def slice_targets(self, images_by_class: Sequence[torch.Tensor] | Mapping[int, torch.Tensor]) -> torch.Tensor:
+    def slice_targets(self, images_by_class: "ImagesByClass") -> torch.Tensor:
         """Arrange per-class images [n_c, C, H, W] into padded per-slice targets [S, n_max, C, H, W]."""
         h, w = self.image_size
         targets = torch.zeros(self.num_slices, self.layout.max_slice_size, self.channels, h, w)
@@ -170,7 +177,7 @@ class SyntheticSet(nn.Module):
                 start += size
         return targets.to(self.valid.device)
 
-    def init_from_data(self, images_by_class, beta: float, **options) -> "WarmupReport":
+    def init_from_data(self, images_by_class: "ImagesByClass", beta: float, **options) -> "WarmupReport":
         """Phase 1: overfit every slice to real images of its class (see ddfast.codec.warmup)."""
         from ddfast.codec.warmup import warm_up
 

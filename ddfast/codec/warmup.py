@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -24,6 +24,9 @@ from ddfast.errors import ConfigError
 
 if TYPE_CHECKING:
     from ddfast.codec.synthetic_set import SyntheticSet
+
+# Real images per class: a sequence indexed by label, or a mapping label -> [n, C, H, W] tensor.
+ImagesByClass = Sequence[torch.Tensor] | Mapping[int, torch.Tensor]
 
 
 @dataclass
@@ -52,23 +55,24 @@ class _Targets:
 
 
 def slice_losses(stack: CodecStack, targets: _Targets, quantizer: Quantizer, training: bool, beta: float,
-                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 generator: torch.Generator | None = None, backend: str = "auto"
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-slice (loss, mse, bits) of a stack against its targets."""
     quantized = stack.quantize(quantizer, training, generator=generator)
-    images = stack.decode(quantized)
+    images = stack.decode(quantized, backend=backend)
     mask = targets.valid.to(images.dtype)
     channels = images.shape[2]
     squared = (images - targets.images).pow(2).sum(dim=(2, 3, 4))
     mse = (squared * mask).sum(dim=1) / (targets.pixels * channels)
-    bits = (stack.rate(quantized) * mask.unsqueeze(-1)).sum(dim=(1, 2))
+    bits = (stack.rate(quantized, backend=backend) * mask.unsqueeze(-1)).sum(dim=(1, 2))
     return mse + bits / targets.pixels / beta, mse, bits
 
 
 def _train(stack: CodecStack, targets: _Targets, iterations: int, beta: float, lr: float, max_grad_norm: float,
-           quantizer: Quantizer, generator: torch.Generator | None, bar: tqdm) -> None:
+           quantizer: Quantizer, generator: torch.Generator | None, backend: str, bar: tqdm) -> None:
     optimizer = torch.optim.Adam(stack.parameters(), lr=lr)
     for _ in range(iterations):
-        loss, _, _ = slice_losses(stack, targets, quantizer, True, beta, generator)
+        loss, _, _ = slice_losses(stack, targets, quantizer, True, beta, generator, backend)
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
         clip_grad_norm_per_slice(stack.parameters(), max_grad_norm)
@@ -88,11 +92,12 @@ def _train_in_chunks(pool: CodecStack, targets: _Targets, chunk: int, bar: tqdm,
 
 
 @torch.no_grad()
-def _evaluate(pool: CodecStack, targets: _Targets, beta: float, chunk: int):
+def _evaluate(pool: CodecStack, targets: _Targets, beta: float, chunk: int, backend: str):
     results = []
     for start in range(0, pool.num_slices, chunk):
         index = torch.arange(start, min(start + chunk, pool.num_slices))
-        results.append(slice_losses(pool.select(index), targets.pick(index), WARMUP_QUANTIZER, False, beta))
+        results.append(slice_losses(pool.select(index), targets.pick(index), WARMUP_QUANTIZER, False, beta,
+                                    backend=backend))
     return tuple(torch.cat(parts) for parts in zip(*results))
 
 
@@ -104,7 +109,7 @@ def _cpu_generator(generator: torch.Generator | None) -> torch.Generator | None:
     return torch.Generator().manual_seed(int(seed))
 
 
-def warm_up(syn: "SyntheticSet", images_by_class, beta: float, *, candidates: tuple[int, ...] = (5, 2),
+def warm_up(syn: "SyntheticSet", images_by_class: ImagesByClass, beta: float, *, candidates: tuple[int, ...] = (5, 2),
             iterations: tuple[int, ...] = (400, 400), lr: float = 1e-2, max_grad_norm: float = 0.1,
             quantizer: Quantizer = WARMUP_QUANTIZER, max_slices_per_batch: int | None = None,
             generator: torch.Generator | None = None, progress: bool = True) -> WarmupReport:
@@ -135,7 +140,8 @@ def warm_up(syn: "SyntheticSet", images_by_class, beta: float, *, candidates: tu
                       stack.config, _cpu_generator(generator)).to(device)
     owner = torch.arange(num_slices, device=device).repeat_interleave(candidates[0])
     chunk = max_slices_per_batch or pool.num_slices
-    train_args = dict(beta=beta, lr=lr, max_grad_norm=max_grad_norm, quantizer=quantizer, generator=generator)
+    train_args = dict(beta=beta, lr=lr, max_grad_norm=max_grad_norm, quantizer=quantizer, generator=generator,
+                      backend=syn.backend)
     phase_losses = []
     bar = tqdm(total=sum(math.ceil(num_slices * c / chunk) * it for c, it in zip(candidates, iterations)),
                desc="warm-up", unit="it", disable=not progress)
@@ -148,10 +154,10 @@ def warm_up(syn: "SyntheticSet", images_by_class, beta: float, *, candidates: tu
                 pool, owner = pool.select(pick), owner[pick]
             bar.set_description(f"warm-up phase {phase + 1}/{len(candidates)}: {keep} candidate(s)")
             _train_in_chunks(pool, targets.pick(owner), chunk, bar, iterations=steps, **train_args)
-            phase_losses.append(_evaluate(pool, targets.pick(owner), beta, chunk)[0])
+            phase_losses.append(_evaluate(pool, targets.pick(owner), beta, chunk, syn.backend)[0])
     final = candidates[-1]
     winner = phase_losses[-1].reshape(num_slices, final).argmin(dim=1)
     winner = winner + torch.arange(num_slices, device=device) * final
     stack.copy_slices_from(pool, winner)
-    loss, mse, bits = _evaluate(stack, targets, beta, max_slices_per_batch or num_slices)
+    loss, mse, bits = _evaluate(stack, targets, beta, max_slices_per_batch or num_slices, syn.backend)
     return WarmupReport(loss=loss, mse=mse, bits=bits, phase_losses=phase_losses)

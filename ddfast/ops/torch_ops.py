@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -109,12 +109,15 @@ def _upsample_step(x: torch.Tensor, taps: torch.Tensor, out_size: tuple[int, int
     return up[..., :out_size[0], :out_size[1]].transpose(0, 1)
 
 
-def upsample_pyramid(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]],
-                     kernel: torch.Tensor) -> torch.Tensor:
+UpsampleLevel = Callable[[torch.Tensor, torch.Tensor, tuple[int, int]], torch.Tensor]
+
+
+def run_pyramid(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]], kernel: torch.Tensor,
+                upsample_level: UpsampleLevel) -> torch.Tensor:
     """[S, n, M] flat grids -> [S, n, L, H, W]: [g0, up(g1), up^2(g2), ...] with one kernel per slice.
 
-    Starting from the coarsest grid, the running stack is upsampled (the reference's pad K/2
-    replicate, stride-2 transposed conv, crop (3K-2)/2 -- computed in polyphase form), cropped
+    Starting from the coarsest grid, the running stack is upsampled by ``upsample_level``
+    ([S, B, h, w] maps, [S, 4, W*W] polyphase taps, output size -> [S, B, h_out, w_out]), cropped
     top-left to the next grid's size, and the next grid is put in front of it.
     """
     s, n, _ = latents.shape
@@ -122,15 +125,22 @@ def upsample_pyramid(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int
     offsets = [0]
     for h, w in grid_shapes:
         offsets.append(offsets[-1] + h * w)
-    grids = [latents[:, :, offsets[i]:offsets[i + 1]].reshape(s, n, h, w)
+    grids = [latents[:, :, offsets[i]:offsets[i + 1]].reshape(s, n, 1, h, w)
              for i, (h, w) in enumerate(grid_shapes)]
-    stack = grids[-1].unsqueeze(2)
+    stack = grids[-1]
     for level in range(len(grid_shapes) - 2, -1, -1):
         h, w = grid_shapes[level]
-        _, _, k, hc, wc = stack.shape
-        up = _upsample_step(stack.reshape(s, n * k, hc, wc), taps, (h, w)).reshape(s, n, k, h, w)
-        stack = torch.cat([grids[level].unsqueeze(2), up], dim=2)
+        k, hc, wc = stack.shape[2:]
+        up = upsample_level(stack.reshape(s, n * k, hc, wc), taps, (h, w)).reshape(s, n, k, h, w)
+        stack = torch.cat([grids[level], up], dim=2)
     return stack
+
+
+def upsample_pyramid(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]],
+                     kernel: torch.Tensor) -> torch.Tensor:
+    """The pyramid with each level as a grouped polyphase conv: the reference's pad K/2 (replicate),
+    stride-2 transposed conv and (3K-2)/2 crop, computed without the transposed conv."""
+    return run_pyramid(latents, grid_shapes, kernel, _upsample_step)
 
 
 # Largest activation chunk of pointwise_mlp on a CPU, in elements (8 MB of float32): small enough

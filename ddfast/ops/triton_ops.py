@@ -16,7 +16,7 @@ from ddfast.kernels import gather as gather_kernels
 from ddfast.kernels import laplace as laplace_kernels
 from ddfast.kernels import mlp as mlp_kernels
 from ddfast.kernels import upsample as upsample_kernels
-from ddfast.ops.torch_ops import neighbour_index, polyphase_taps
+from ddfast.ops.torch_ops import neighbour_index, run_pyramid
 
 # -- causal contexts ---------------------------------------------------------------------------
 
@@ -150,19 +150,7 @@ _upsample_level.register_autograd(_up_grad, setup_context=_up_setup)
 
 def upsample_pyramid(latents: Tensor, grid_shapes: Sequence[tuple[int, int]], kernel: Tensor) -> Tensor:
     """Triton twin of torch_ops.upsample_pyramid (one polyphase kernel launch per level)."""
-    s, n, _ = latents.shape
-    taps = polyphase_taps(kernel)
-    starts = [0]
-    for h, w in grid_shapes:
-        starts.append(starts[-1] + h * w)
-    grids = [latents[:, :, starts[i]:starts[i + 1]].reshape(s, n, 1, h, w) for i, (h, w) in enumerate(grid_shapes)]
-    stack = grids[-1]
-    for level in range(len(grid_shapes) - 2, -1, -1):
-        h, w = grid_shapes[level]
-        k, hc, wc = stack.shape[2:]
-        up = _upsample_level(stack.reshape(s, n * k, hc, wc), taps, h, w)
-        stack = torch.cat([grids[level], up.reshape(s, n, k, h, w)], dim=2)
-    return stack
+    return run_pyramid(latents, grid_shapes, kernel, lambda maps, taps, size: _upsample_level(maps, taps, *size))
 
 
 # -- fused synthesis head ----------------------------------------------------------------------
