@@ -38,7 +38,9 @@ def test_trained_networks_learn_an_easy_task():
     assert result.mean >= 0.9
 
 
-def test_schedule_decays_once_and_recreates_the_optimizer(monkeypatch):
+@pytest.fixture
+def optimizers_made(monkeypatch):
+    """``(name, lr)`` of every optimizer the protocol creates."""
     made = []
     real = P._make_optimizer
 
@@ -47,6 +49,11 @@ def test_schedule_decays_once_and_recreates_the_optimizer(monkeypatch):
         return real(name, params, lr)
 
     monkeypatch.setattr(P, "_make_optimizer", record)
+    return made
+
+
+def test_schedule_decays_once_and_recreates_the_optimizer(monkeypatch, optimizers_made):
+    made = optimizers_made
     epochs_seen = []
     monkeypatch.setattr(P, "train_epoch", lambda *a, **k: (epochs_seen.append(1), (0.0, 1.0))[1])
     monkeypatch.setattr(P, "accuracy", lambda *a, **k: 0.5)
@@ -114,3 +121,95 @@ def test_eval_cli_with_a_dataset(tmp_path, capsys):
                               "--runs", "1", "--epochs", "0", "--device", "cpu", "--quiet"])
     assert eval_cli.run(args) == 0
     assert "1 runs" in capsys.readouterr().out
+
+
+def test_syn_lr_is_an_sgd_step_size_only():
+    # DD-RUO: Adam at 0.02 (ViT 0.015) for the cross-architecture nets; MTT: SGD at syn_lr.
+    assert P.resolve_optimizer("AlexNet", syn_lr=0.005) == ("adam", 0.02)
+    assert P.resolve_optimizer("ViT", syn_lr=0.005) == ("adam", 0.015)
+    assert P.resolve_optimizer("ResNet18", "sgd", syn_lr=0.005) == ("sgd", 0.005)
+    assert P.resolve_optimizer("ConvNet", syn_lr=0.005) == ("sgd", 0.005)
+    assert P.resolve_optimizer("VGG11", lr=0.1, syn_lr=0.005) == ("adam", 0.1)  # an explicit lr always wins
+    assert P.resolve_optimizer("ConvNet") == ("sgd", 0.01)
+    with pytest.raises(ConfigError, match="positive"):
+        P.resolve_optimizer("ConvNet", lr=0.0)
+    with pytest.raises(ConfigError, match="optimizer"):
+        P.resolve_optimizer("ConvNet", "rmsprop")
+
+
+def _cli_args(tmp_path, *extra):
+    parser = argparse.ArgumentParser()
+    eval_cli.add_parser(parser.add_subparsers())
+    return parser.parse_args(["eval", str(tmp_path / "syn.pt"), "--test-set", str(tmp_path / "test.pt"),
+                              "--runs", "1", "--epochs", "0", "--device", "cpu", "--json", str(tmp_path / "r.json"),
+                              "--quiet", *extra])
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ((), ("adam", 0.02)),
+    (("--optimizer", "sgd"), ("sgd", 0.005)),
+    (("--lr", "0.1"), ("adam", 0.1)),
+])
+def test_eval_cli_pairs_syn_lr_with_sgd_only(tmp_path, optimizers_made, extra, expected):
+    PixelSet(*_blobs(2, 0), syn_lr=0.005).save(tmp_path / "syn.pt")
+    PixelSet(*_blobs(2, 1)).save(tmp_path / "test.pt")
+    assert eval_cli.run(_cli_args(tmp_path, "--arch", "AlexNet", *extra)) == 0
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert (record["optimizer"], record["lr"]) == expected and optimizers_made[0] == expected
+
+
+def test_labels_must_fit_num_classes():
+    syn, test = _blobs(2, 0), _blobs(2, 1)
+    with pytest.raises(ConfigError, match="num_classes=1 is too small: the labels go up to 1"):
+        evaluate(*syn, test, arch=ARCH, runs=1, epochs=0, num_classes=1, progress=False)
+    bad = (test[0], test[1] - 1)
+    with pytest.raises(ConfigError, match="non-negative"):
+        evaluate(*syn, bad, arch=ARCH, runs=1, epochs=0, progress=False)
+    with pytest.raises(ConfigError, match="empty"):
+        evaluate(syn[0][:0], syn[1][:0], test, arch=ARCH, runs=1, epochs=0, progress=False)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"images": [[0.0]], "labels": torch.zeros(1, dtype=torch.long)}, "'images' is a list, not a tensor"),
+    ({"images": torch.zeros(1, 3, 2, 2), "labels": [0]}, "'labels' is a list, not a tensor"),
+    ({"images": torch.zeros(1, 3, 2, 2), "labels": torch.zeros(2, dtype=torch.long)}, "labels must be"),
+    ({"images": torch.zeros(1, 3, 2, 2), "labels": torch.zeros(1, dtype=torch.long), "syn_lr": "fast"},
+     "syn_lr 'fast' is not a number"),
+    ({"images": torch.zeros(1, 3, 2, 2), "labels": torch.zeros(1, dtype=torch.long), "meta": [1]},
+     "'meta' is a list"),
+])
+def test_malformed_synthetic_set_files_raise_config_errors(tmp_path, bad, message):
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(ConfigError, match=message) as err:
+        PixelSet.load(tmp_path / "bad.pt")
+    assert "bad.pt" in str(err.value)
+
+
+def _failing_torch_save(obj, f, *args, **kwargs):
+    """A ``torch.save`` that dies half-way, after writing some bytes."""
+    if hasattr(f, "write"):
+        f.write(b"partial")
+    else:
+        with open(f, "wb") as handle:
+            handle.write(b"partial")
+    raise OSError("disk full")
+
+
+@pytest.mark.parametrize("writer", ["pixel_set", "zca", "expert_buffer"])
+def test_torch_file_writers_are_atomic(tmp_path, monkeypatch, writer):
+    from ddfast.distill.experts import save_buffer
+    from ddfast.distill.zca import ZCA
+
+    zca = ZCA().fit(torch.randn(6, 1, 2, 2, generator=torch.Generator().manual_seed(0)))
+    write = {
+        "pixel_set": lambda path: PixelSet(*_blobs(1, 0)).save(path),
+        "zca": zca.save,
+        "expert_buffer": lambda path: save_buffer(path, [[[torch.zeros(2)], [torch.ones(2)]]]),
+    }[writer]
+    write(tmp_path / "out.pt")
+    before = (tmp_path / "out.pt").read_bytes()
+    monkeypatch.setattr(torch, "save", _failing_torch_save)
+    with pytest.raises(OSError, match="disk full"):
+        write(tmp_path / "out.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.pt"]  # no temporary file left behind
+    assert (tmp_path / "out.pt").read_bytes() == before

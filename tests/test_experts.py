@@ -1,4 +1,6 @@
 """Expert buffers: reference file layout, reading foreign buffers, resume after interruption."""
+import json
+
 import pytest
 import torch
 
@@ -139,3 +141,18 @@ def test_experts_cli_on_the_bundled_dataset(tmp_path, capsys):
     trajectories = E.load_buffer(folder / "replay_buffer_0.pt")
     assert len(trajectories) == 1 and len(trajectories[0]) == 2
     assert str(folder) in capsys.readouterr().out
+
+
+def test_damaged_manifest_raises_a_dataset_error(tmp_path, data):
+    (tmp_path / E.MANIFEST).write_text('{"model": "ConvNet"')  # truncated JSON
+    with pytest.raises(DatasetError, match="expert manifest .*ddfast_experts.json is damaged"):
+        E.train_experts(*data, tmp_path, 1, config=CONFIG, progress=False)
+    (tmp_path / E.MANIFEST).write_text("[1, 2]")
+    with pytest.raises(DatasetError, match="expected a JSON object"):
+        E.train_experts(*data, tmp_path, 1, config=CONFIG, progress=False)
+
+
+def test_manifest_is_written_with_sorted_keys(tmp_path):
+    E._check_manifest(tmp_path, {"b": 1, "a": 2})
+    assert (tmp_path / E.MANIFEST).read_text() == json.dumps({"a": 2, "b": 1}, indent=2) + "\n"
+    assert [p.name for p in tmp_path.iterdir()] == [E.MANIFEST]  # no temporary file left behind

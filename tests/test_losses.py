@@ -99,12 +99,60 @@ def test_tm_checks_the_buffer(trajectory):
         wrong(images, labels)
 
 
+def _dropout_student():
+    torch.manual_seed(0)
+    nn = torch.nn
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+
+
+def test_tm_recompute_replays_dropout_masks():
+    g = torch.Generator().manual_seed(1)
+    base = [p.detach().clone() for p in _dropout_student().parameters()]
+    trajectory = [[p + 0.1 * k * torch.randn(p.shape, generator=g) for p in base] for k in range(3)]
+    images, labels = torch.randn(6, 3, 4, 4, generator=g), torch.arange(3).repeat_interleave(2)
+    results = {}
+    for unroll in ("graph", "recompute"):
+        tm = TrajectoryMatching([trajectory], _dropout_student(), syn_steps=3, expert_epochs=2, max_start_epoch=1,
+                                batch_syn=4, seed=0, unroll=unroll)
+        x = images.clone().requires_grad_(True)
+        torch.manual_seed(123)
+        loss = tm(x, labels)
+        loss.backward()
+        results[unroll] = (loss.detach(), x.grad, tm.syn_lr.grad, torch.rand(4))
+    (l1, g1, s1, r1), (l2, g2, s2, r2) = results["graph"], results["recompute"]
+    assert torch.allclose(l1, l2, rtol=1e-6)
+    assert g1.abs().sum() > 0
+    assert torch.allclose(g1, g2, rtol=1e-5, atol=1e-8) and torch.allclose(s1, s2, rtol=1e-5)
+    assert torch.equal(r1, r2)  # the recomputing backward leaves torch's global RNG where "graph" does
+    torch.manual_seed(7)  # other masks: another loss, so the dropout really is active
+    tm = TrajectoryMatching([trajectory], _dropout_student(), syn_steps=3, expert_epochs=2, max_start_epoch=1,
+                            batch_syn=4, seed=0)
+    assert not torch.allclose(tm(images, labels), l1)
+
+
+def test_tm_checks_image_shape_and_label_dtype(trajectory):
+    images, labels = _syn()
+    tm = _tm(trajectory)
+    assert tm.image_shape == (3, SIZE, SIZE)  # from get_network's input_shape
+    with pytest.raises(ConfigError, match=r"student takes images shaped \(3, 8, 8\).*\(3, 16, 16\)"):
+        tm(torch.randn(6, 3, 16, 16), labels)
+    with pytest.raises(ConfigError, match="integer class labels.*float32"):
+        tm(images, labels.float())
+    with pytest.raises(ConfigError, match="labels \\[n\\]"):
+        tm(images, labels[:-1])
+    custom = TrajectoryMatching([trajectory], torch.nn.Sequential(*get_network(NET, 3, CLASSES, SIZE).children()),
+                                syn_steps=1, expert_epochs=1, max_start_epoch=1, image_shape=(3, SIZE, SIZE))
+    with pytest.raises(ConfigError, match="shaped"):
+        custom(torch.randn(6, 1, SIZE, SIZE), labels)
+
+
 # -- GM -------------------------------------------------------------------------------------------
 def test_match_distance_definitions():
-    g = [torch.randn(4, 3, 3, 3), torch.randn(4), torch.randn(5, 6)]
+    gen = torch.Generator().manual_seed(0)
+    g = [torch.randn(4, 3, 3, 3, generator=gen), torch.randn(4, generator=gen), torch.randn(5, 6, generator=gen)]
     assert float(match_distance(g, g, "ours")) == pytest.approx(0.0, abs=1e-4)
     other = [t.clone() for t in g]
-    other[1] = torch.randn(4)  # 1-D tensors (biases, norms) do not count in "ours"
+    other[1] = torch.randn(4, generator=gen)  # 1-D tensors (biases, norms) do not count in "ours"
     assert float(match_distance(other, g, "ours")) == pytest.approx(0.0, abs=1e-4)
     flipped = [-t for t in g]
     assert float(match_distance(flipped, g, "ours")) == pytest.approx(2 * (4 + 5), rel=1e-4)
@@ -112,7 +160,7 @@ def test_match_distance_definitions():
     other_flat = torch.cat([t.flatten() for t in other])
     assert torch.allclose(match_distance(other, g, "mse"), (flat - other_flat).pow(2).sum())
     cos = torch.dot(flat, other_flat) / (flat.norm() * other_flat.norm() + 1e-6)
-    assert torch.allclose(match_distance(other, g, "cos"), 1 - cos)
+    assert torch.allclose(match_distance(other, g, "cos"), 1 - cos, atol=1e-6)  # 1 - cos ≈ 0: float32 cancellation
     with pytest.raises(ConfigError):
         match_distance(g, g, "l1")
 
@@ -147,6 +195,22 @@ def test_gm_inner_loop_trains_the_network(real):
     assert loss.requires_grad and loss.item() > 0
     gm.train_network(images, labels, epochs=2)
     assert any(not torch.equal(a, b) for a, b in zip(start, gm.net.parameters()))
+
+
+@pytest.mark.parametrize("arch", [NET, "ConvNetBN"])
+def test_gm_runs_on_the_synthetic_images_device(real, arch):
+    """The sampler keeps the real set on the CPU; synthetic images on another device ("meta"
+    here, which computes shapes only) take the network and every real batch with them."""
+    gm = GradientMatching(ClassSampler(*real, seed=0), batch_real=4, dsa=DSA(seed=0))
+    gm.set_network(get_network(arch, 3, CLASSES, SIZE, seed=0))
+    images, labels = _syn()
+    images = images.to("meta").requires_grad_(True)
+    loss = gm(images, labels)
+    assert loss.device.type == "meta"
+    assert all(p.device.type == "meta" for p in gm.net.parameters())
+    assert gm.optimizer.param_groups[0]["params"] == list(gm.net.parameters())
+    loss.backward()
+    assert images.grad.shape == images.shape
 
 
 # -- DM -------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from ddfast.distill.networks import NETWORK_NAMES, default_convnet, get_network
+from ddfast.distill.networks import NETWORK_NAMES, batchnorm_layers, default_convnet, get_network, has_batchnorm
+from ddfast.distill.vit import ViT
 from ddfast.distill.params import FlatModel, flatten_params
 from ddfast.errors import ConfigError
 
@@ -122,3 +123,19 @@ def test_unknown_name_lists_the_known_ones():
 
 def test_default_convnet_by_resolution():
     assert [default_convnet(s) for s in (28, 32, 64, 128)] == ["ConvNet", "ConvNet", "ConvNetD4", "ConvNetD5"]
+
+
+def test_vit_accepts_non_contiguous_images():
+    """Regression guard for the patch split (``reshape``, so any layout is accepted)."""
+    torch.manual_seed(0)
+    vit = ViT(3, 4, (16, 16), patch=8, dim=16, depth=1, heads=2, mlp_dim=16, dim_head=8, dropout=0.0, emb_dropout=0.0)
+    channels_last = torch.randn(2, 16, 16, 3).permute(0, 3, 1, 2)  # [B, C, H, W] view, not contiguous
+    assert not channels_last.is_contiguous()
+    assert torch.allclose(vit(channels_last), vit(channels_last.contiguous()))
+
+
+def test_batchnorm_detection_and_input_shape():
+    assert has_batchnorm(get_network("ConvNetBN", 3, 10, 32))
+    assert len(batchnorm_layers(get_network("ResNet18BN", 3, 10, 32))) == 20
+    assert not has_batchnorm(get_network("ConvNet", 3, 10, 32)) and batchnorm_layers(get_network("MLP", 1, 2, 8)) == []
+    assert get_network("ConvNet", 1, 10, (28, 30)).input_shape == (1, 28, 30)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ddfast.distill.zca import ZCA
-from ddfast.errors import ConfigError
+from ddfast.errors import ConfigError, DatasetError
 
 
 def _correlated(n=600, shape=(2, 3, 3), seed=0):
@@ -76,3 +76,19 @@ def test_errors():
         zca(torch.zeros(2, 1, 2, 2))
     with pytest.raises(ConfigError):
         ZCA(eps=0)
+
+
+def test_load_wraps_missing_and_damaged_files(tmp_path):
+    with pytest.raises(DatasetError, match="ZCA file .*missing.pt does not exist"):
+        ZCA.load(tmp_path / "missing.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"not a pickle")
+    with pytest.raises(DatasetError, match="cannot read ZCA file .*garbage.pt"):
+        ZCA.load(tmp_path / "garbage.pt")
+    torch.save({"eps": 0.1}, tmp_path / "partial.pt")
+    with pytest.raises(DatasetError, match="partial.pt is not a ZCA file"):
+        ZCA.load(tmp_path / "partial.pt")
+    state = ZCA().fit(_correlated(n=20)).state_dict()
+    state["shape"] = [2, 3, 4]
+    with pytest.raises(ConfigError, match="do not match the image shape"):
+        ZCA().load_state_dict(state)
+

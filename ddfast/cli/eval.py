@@ -5,7 +5,8 @@ The synthetic set is a ``torch.save``-d dict::
     {"images": float32 [N, C, H, W],   # in the network's input space: (x - mean) / std of the
                                        # dataset, or ZCA-whitened when --zca is given
      "labels": int64 [N],
-     "syn_lr": float,                  # optional: a TM set's learned lr, used unless --lr is set
+     "syn_lr": float,                  # optional: a TM set's learned SGD step size, used when
+                                       # the optimizer is SGD and --lr is not set
      "meta":   dict}                   # optional, free-form
 
 which is what ``ddfast.distill.PixelSet.save`` writes. The test set comes from ``--dataset``
@@ -15,8 +16,6 @@ which is what ``ddfast.distill.PixelSet.save`` writes. The test set comes from `
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import torch
 
@@ -27,6 +26,7 @@ from ddfast.distill.networks import default_convnet
 from ddfast.distill.zca import ZCA
 from ddfast.errors import ConfigError
 from ddfast.eval.protocol import evaluate
+from ddfast.fileio import atomic_write_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -42,7 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--arch", default=None, help="network (default: ConvNet, ConvNetD5 at 128 px)")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--epochs", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=None, help="default: syn_lr from the file, else by architecture")
+    p.add_argument("--lr", type=float, default=None,
+                   help="default: the file's syn_lr with SGD, else by architecture (Adam: 0.02, ViT 0.015)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=None, help="default: by architecture")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--no-dsa", action="store_true", help="train without DSA")
@@ -73,10 +74,9 @@ def run(args: argparse.Namespace) -> int:
     syn = PixelSet.load(args.synthetic)
     test_images, test_labels = _test_tensors(args)
     arch = args.arch or default_convnet(syn.images.shape[2:])
-    lr = args.lr if args.lr is not None else syn.syn_lr
     result = evaluate(
-        syn.images, syn.labels, (test_images, test_labels), arch=arch, runs=args.runs, epochs=args.epochs, lr=lr,
-        batch=args.batch, dsa=not args.no_dsa, seed=args.seed, optimizer=args.optimizer,
+        syn.images, syn.labels, (test_images, test_labels), arch=arch, runs=args.runs, epochs=args.epochs,
+        lr=args.lr, syn_lr=syn.syn_lr, batch=args.batch, dsa=not args.no_dsa, seed=args.seed, optimizer=args.optimizer,
         dsa_strategy=args.dsa_strategy, device=resolve_device(args.device), progress=not args.quiet,
     )
     print(result)
@@ -86,5 +86,5 @@ def run(args: argparse.Namespace) -> int:
             "accuracies": result.accuracies, "epochs": result.epochs, "lr": result.lr, "optimizer": result.optimizer,
             "runs": args.runs, "dsa": not args.no_dsa, "seed": args.seed,
         }
-        Path(args.json).write_text(json.dumps(record, indent=2))
+        atomic_write_json(args.json, record)
     return 0

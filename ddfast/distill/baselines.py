@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -23,7 +22,9 @@ from ddfast.distill.experts import ExpertBuffer
 from ddfast.distill.losses import DistributionMatching, GradientMatching, TrajectoryMatching, get_loops
 from ddfast.distill.networks import default_convnet, get_network, network_factory
 from ddfast.distill.realdata import ClassSampler, RealData, derive_seed, real_tensors
+from ddfast.distill.storage import load_torch_file
 from ddfast.errors import ConfigError
+from ddfast.fileio import atomic_torch_save
 
 FLOAT32_BYTES = 4
 Callback = Callable[[int, "PixelSet", float], None]
@@ -49,8 +50,7 @@ class PixelSet:
         return pixel_set_bytes(*self.images.shape)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the set atomically (temporary file + ``os.replace``)."""
-        path = Path(path)
+        """Write the set atomically (``ddfast.fileio.atomic_torch_save``)."""
         record: dict[str, Any] = {
             "images": self.images.detach().cpu().float(),
             "labels": self.labels.detach().cpu().long(),
@@ -58,24 +58,32 @@ class PixelSet:
         }
         if self.syn_lr is not None:
             record["syn_lr"] = float(self.syn_lr)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(record, tmp)
-        os.replace(tmp, path)
+        atomic_torch_save(record, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PixelSet":
         """Read a set written by :meth:`save` (or any dict with ``images`` and ``labels``)."""
-        try:
-            record = torch.load(Path(path), map_location="cpu", weights_only=True)
-        except FileNotFoundError as err:
-            raise ConfigError(f"synthetic set {path} does not exist") from err
-        except Exception as err:
-            raise ConfigError(f"cannot read synthetic set {path}: {err}") from err
+        record = load_torch_file(path, "synthetic set", ConfigError)
         if not isinstance(record, dict) or "images" not in record or "labels" not in record:
             raise ConfigError(f"{path} is not a synthetic set (a dict with 'images' and 'labels')")
-        images, labels = real_tensors((record["images"].float(), record["labels"]))
-        syn_lr = record.get("syn_lr")
-        return cls(images, labels, None if syn_lr is None else float(syn_lr), dict(record.get("meta", {})))
+        images, labels, syn_lr, meta = record["images"], record["labels"], record.get("syn_lr"), record.get("meta", {})
+        for key, value in (("images", images), ("labels", labels)):
+            if not isinstance(value, torch.Tensor):
+                raise ConfigError(f"synthetic set {path}: '{key}' is a {type(value).__name__}, not a tensor")
+        if images.is_complex() or images.dtype == torch.bool:
+            raise ConfigError(f"synthetic set {path}: images have dtype {images.dtype}, expected float")
+        try:
+            images, labels = real_tensors((images.float(), labels))
+        except ConfigError as err:
+            raise ConfigError(f"synthetic set {path}: {err}") from err
+        if syn_lr is not None:
+            try:
+                syn_lr = float(syn_lr)
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise ConfigError(f"synthetic set {path}: syn_lr {syn_lr!r} is not a number") from err
+        if not isinstance(meta, dict):
+            raise ConfigError(f"synthetic set {path}: 'meta' is a {type(meta).__name__}, not a dict")
+        return cls(images, labels, syn_lr, dict(meta))
 
 
 def pixel_set_bytes(n: int, channels: int, height: int, width: int) -> int:
@@ -107,7 +115,8 @@ def init_from_real(sampler: ClassSampler, ipc: int) -> tuple[torch.Tensor, torch
 
 
 def _setup(
-    real: RealData, ipc: int, arch: str | None, seed: int, dsa: bool, strategy: str, align_corners: bool, device
+    real: RealData, ipc: int, arch: str | None, seed: int, dsa: bool, strategy: str, align_corners: bool,
+    device: torch.device | str | None,
 ) -> tuple[ClassSampler, torch.Tensor, torch.Tensor, str, DSA | None]:
     images, labels = real_tensors(real)
     num_classes = getattr(real, "num_classes", None)
@@ -121,8 +130,9 @@ def _setup(
 def _run(
     iterations: int, step: Callable[[int], float], progress: bool, desc: str, snapshot: Callable[[], PixelSet],
     callback: Callback | None, callback_every: int, max_seconds: float | None,
-) -> int:
-    """Run up to ``iterations`` steps (fewer if ``max_seconds`` runs out); returns the count."""
+) -> PixelSet:
+    """Run up to ``iterations`` steps (fewer if ``max_seconds`` runs out); returns the final
+    snapshot with ``meta["iterations"]`` = the number of steps run."""
     start = time.perf_counter()
     done = 0
     with tqdm(total=iterations, desc=desc, unit="it", disable=not progress) as bar:
@@ -136,7 +146,9 @@ def _run(
                 callback(done, snapshot(), loss)
             if out_of_time:
                 break
-    return done
+    result = snapshot()
+    result.meta["iterations"] = done
+    return result
 
 
 def distill_gm(
@@ -188,10 +200,7 @@ def distill_gm(
     def snapshot() -> PixelSet:
         return PixelSet(images.detach().clone(), labels.clone(), meta={"method": "GM", "arch": arch, "ipc": ipc})
 
-    done = _run(iterations, step, progress, f"GM ipc={ipc}", snapshot, callback, callback_every, max_seconds)
-    result = snapshot()
-    result.meta["iterations"] = done
-    return result
+    return _run(iterations, step, progress, f"GM ipc={ipc}", snapshot, callback, callback_every, max_seconds)
 
 
 def distill_dm(
@@ -231,10 +240,7 @@ def distill_dm(
     def snapshot() -> PixelSet:
         return PixelSet(images.detach().clone(), labels.clone(), meta={"method": "DM", "arch": arch, "ipc": ipc})
 
-    done = _run(iterations, step, progress, f"DM ipc={ipc}", snapshot, callback, callback_every, max_seconds)
-    result = snapshot()
-    result.meta["iterations"] = done
-    return result
+    return _run(iterations, step, progress, f"DM ipc={ipc}", snapshot, callback, callback_every, max_seconds)
 
 
 def distill_tm(
@@ -263,11 +269,13 @@ def distill_tm(
     callback_every: int = 0,
     max_seconds: float | None = None,
 ) -> PixelSet:
-    """Trajectory matching from real initialization (MTT ``distill.py``).
+    """Trajectory matching from real initialization: MTT's ``distill.py`` loop with DD-RUO's
+    ``syn_lr`` clamp.
 
-    Images by SGD(lr_img, momentum 0.5), ``syn_lr`` by SGD(lr_lr, momentum 0.5), clamped to
-    ≥ ``min_syn_lr`` after each step (``None``: no clamp, as upstream MTT). The returned set
-    carries the learned ``syn_lr``.
+    Images by SGD(lr_img, momentum 0.5), ``syn_lr`` by SGD(lr_lr, momentum 0.5). After each step
+    ``syn_lr`` is clamped to ≥ ``min_syn_lr`` (default 0.001, as DD-RUO — and FreD/DDiF — do);
+    upstream MTT ``distill.py`` does not clamp, which ``min_syn_lr=None`` reproduces. The
+    returned set carries the learned ``syn_lr``.
     """
     sampler, images, labels, arch, aug = _setup(real, ipc, arch, seed, dsa, dsa_strategy, align_corners, device)
     c, h, w = images.shape[1:]
@@ -296,7 +304,4 @@ def distill_tm(
             meta={"method": "TM", "arch": arch, "ipc": ipc},
         )
 
-    done = _run(iterations, step, progress, f"TM ipc={ipc}", snapshot, callback, callback_every, max_seconds)
-    result = snapshot()
-    result.meta["iterations"] = done
-    return result
+    return _run(iterations, step, progress, f"TM ipc={ipc}", snapshot, callback, callback_every, max_seconds)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ddfast.distill.seeding import fresh_seed, seeded_generator
 from ddfast.errors import ConfigError
 
 DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
 OPERATIONS = ("color", "crop", "cutout", "flip", "scale", "rotate")
-_SEED_RANGE = 2**62
 
 
 @dataclass(frozen=True)
@@ -163,13 +163,11 @@ class DSA:
         self.ops = ops
         self.params = params or DSAParams()
         self.align_corners = align_corners
-        if seed is None:
-            seed = int(torch.randint(0, _SEED_RANGE, (1,)).item())
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = seeded_generator(seed)
 
     def draw_seed(self) -> int:
         """A fresh seed from the augmenter's stream (for a Siamese pair or a replayable call)."""
-        return int(torch.randint(0, _SEED_RANGE, (1,), generator=self.generator).item())
+        return fresh_seed(self.generator)
 
     def __call__(self, x: torch.Tensor, seed: int | None = None, siamese: bool = False) -> torch.Tensor:
         """Augment a batch ``[B, C, H, W]`` with one operation (see the class docstring)."""
@@ -177,7 +175,7 @@ class DSA:
             return x
         if siamese and seed is None:
             raise ConfigError("Siamese DSA needs an explicit seed shared by the paired batches")
-        gen = self.generator if seed is None else torch.Generator().manual_seed(seed)
+        gen = self.generator if seed is None else seeded_generator(seed)
         op = self.ops[int(torch.randint(0, len(self.ops), (1,), generator=gen).item())]
         n = 1 if siamese else x.shape[0]
         return self.apply(x, op, gen, n).contiguous()

@@ -26,9 +26,11 @@ from tqdm.auto import tqdm
 
 from ddfast.distill.dsa import DEFAULT_STRATEGY, DSA
 from ddfast.distill.networks import get_network
-from ddfast.distill.realdata import derive_seed
+from ddfast.distill.seeding import derive_seed, fresh_seed, seeded_generator
+from ddfast.distill.storage import load_torch_file
 from ddfast.distill.training import accuracy, train_epoch
 from ddfast.errors import ConfigError, DatasetError
+from ddfast.fileio import atomic_torch_save, atomic_write_json
 
 Snapshot = list[torch.Tensor]
 Trajectory = list[Snapshot]
@@ -98,21 +100,13 @@ def buffer_files(directory: str | os.PathLike) -> list[Path]:
 
 
 def save_buffer(path: str | os.PathLike, trajectories: Sequence[Trajectory]) -> None:
-    """``torch.save`` a list of trajectories atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save([[[t.detach().cpu() for t in snap] for snap in traj] for traj in trajectories], tmp)
-    os.replace(tmp, path)
+    """``torch.save`` a list of trajectories atomically (``ddfast.fileio.atomic_torch_save``)."""
+    atomic_torch_save([[[t.detach().cpu() for t in snap] for snap in traj] for traj in trajectories], path)
 
 
 def load_buffer(path: str | os.PathLike) -> list[Trajectory]:
     """Read one ``replay_buffer_{n}.pt`` (ours or the references'); tensors land on the CPU."""
-    try:
-        data = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError as err:
-        raise DatasetError(f"expert buffer {path} does not exist") from err
-    except Exception as err:  # torch raises several types for damaged/foreign pickles
-        raise DatasetError(f"cannot read expert buffer {path}: {err}") from err
+    data = load_torch_file(path, "expert buffer")
     if not isinstance(data, list) or not all(isinstance(t, list) for t in data):
         raise DatasetError(f"{path} is not a list of trajectories (replay_buffer format)")
     return data
@@ -143,7 +137,7 @@ def train_expert(
     dsa = None
     if config.dsa_strategy not in ("", "none", "None"):
         dsa = DSA(config.dsa_strategy, align_corners=config.align_corners, seed=derive_seed(config.seed, index, 1))
-    order = torch.Generator().manual_seed(derive_seed(config.seed, index, 2))
+    order = seeded_generator(derive_seed(config.seed, index, 2))
     lr = config.lr
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     trajectory = [[p.detach().cpu().clone() for p in net.parameters()]]
@@ -163,10 +157,23 @@ def train_expert(
     return trajectory, test_acc
 
 
+def _read_manifest(path: Path) -> dict:
+    try:
+        previous = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DatasetError(
+            f"expert manifest {path} is damaged ({err}); restore it, or remove it if the buffers in that "
+            "folder were trained with these settings"
+        ) from err
+    if not isinstance(previous, dict):
+        raise DatasetError(f"expert manifest {path} is damaged: expected a JSON object")
+    return previous
+
+
 def _check_manifest(directory: Path, record: dict) -> None:
     path = directory / MANIFEST
     if path.exists():
-        previous = json.loads(path.read_text())
+        previous = _read_manifest(path)
         if previous != record:
             changed = sorted(k for k in set(previous) | set(record) if previous.get(k) != record.get(k))
             raise ConfigError(
@@ -174,9 +181,7 @@ def _check_manifest(directory: Path, record: dict) -> None:
                 "use another folder or the same settings to resume"
             )
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_json(path, dict(sorted(record.items())))
 
 
 def completed_experts(directory: str | os.PathLike, save_interval: int) -> tuple[int, list[Trajectory]]:
@@ -262,7 +267,7 @@ class ExpertBuffer:
         max_experts: int | None = None,
         seed: int | None = None,
     ) -> None:
-        self._rng = random.Random(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
+        self._rng = random.Random(seed if seed is not None else fresh_seed())
         self.max_experts = max_experts
         if isinstance(source, (str, os.PathLike)):
             self.files = buffer_files(source)[:max_files]

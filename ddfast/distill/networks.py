@@ -15,7 +15,7 @@ which distribution matching uses.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -325,11 +325,21 @@ class ResNet18(Classifier):
         return out.flatten(1)
 
 
+def batchnorm_layers(net: nn.Module) -> list[nn.Module]:
+    """The BatchNorm modules of ``net`` (any dimensionality), in ``modules()`` order."""
+    return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def has_batchnorm(net: nn.Module) -> bool:
+    """Whether ``net`` contains a BatchNorm layer (its output then depends on the whole batch)."""
+    return bool(batchnorm_layers(net))
+
+
 # -- registry ------------------------------------------------------------------------------------
 Builder = Callable[[int, int, tuple[int, int]], nn.Module]
 
 
-def _convnet(**options) -> Builder:
+def _convnet(**options: Any) -> Builder:
     return lambda c, k, size: ConvNet(c, k, size, **options)
 
 
@@ -389,6 +399,7 @@ def get_network(
 
     With ``seed`` the initialization is reproducible and the global RNG is left untouched;
     without it, torch's global RNG is used (never the wall clock). Names: ``NETWORK_NAMES``.
+    The network's ``input_shape`` attribute is ``(channels, H, W)``.
     """
     builder = _BUILDERS.get(name)
     if builder is None:
@@ -402,6 +413,7 @@ def get_network(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = builder(channels, num_classes, size)
+    net.input_shape = (channels, *size)
     return net.to(device) if device is not None else net
 
 

@@ -42,7 +42,7 @@ class FlatModel:
                 f"parameter vector has {flat.numel()} values but the network has {self.num_params}"
             )
         views = torch.split(flat, self.numels)
-        return {n: v.view(s) for n, v, s in zip(self.names, views, self.shapes)}
+        return {n: v.reshape(s) for n, v, s in zip(self.names, views, self.shapes)}
 
     def __call__(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.net, self.unflatten(flat), (x,))

@@ -7,18 +7,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
+from ddfast.distill.seeding import derive_seed, seeded_generator
 from ddfast.errors import ConfigError
 
+__all__ = ["ClassSampler", "RealData", "derive_seed", "real_tensors"]
+
 RealData = Any  # ImageDataset or (images, labels)
-
-
-def derive_seed(*keys: int) -> int:
-    """A well-mixed 63-bit seed from integer keys (e.g. ``(run_seed, expert_index)``)."""
-    state = np.random.SeedSequence([int(k) % 2**63 for k in keys]).generate_state(2, np.uint32)
-    return (int(state[0]) << 31 ^ int(state[1])) % 2**63
 
 
 def real_tensors(data: RealData, normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,9 +63,7 @@ class ClassSampler:
         order = torch.argsort(labels, stable=True)
         counts = torch.bincount(labels, minlength=self.num_classes).tolist()
         self.indices: Sequence[torch.Tensor] = torch.split(order, counts)
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = seeded_generator(seed)
 
     @property
     def device(self) -> torch.device:

@@ -90,7 +90,7 @@ class ViT(nn.Module):
     def _patches(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         p = self.patch
-        x = x.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
+        x = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
         return x.reshape(b, (h // p) * (w // p), p * p * c)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

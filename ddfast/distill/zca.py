@@ -11,12 +11,13 @@ float64 copy), and the transform is stored in float32.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from ddfast.errors import ConfigError
+from ddfast.distill.storage import load_torch_file
+from ddfast.errors import ConfigError, DatasetError
+from ddfast.fileio import atomic_torch_save
 
 
 class ZCA:
@@ -103,28 +104,41 @@ class ZCA:
     def load_state_dict(self, state: dict[str, Any]) -> "ZCA":
         """Restore a transform written by :meth:`state_dict`."""
         try:
-            self.eps = float(state["eps"])
-            self.shape = tuple(int(s) for s in state["shape"])  # type: ignore[assignment]
-            self.mean = state["mean"].float()
-            self.transform_matrix = state["transform"].float()
-            self.inverse_matrix = state["inverse"].float()
-            self.eigenvalues = state["eigenvalues"].float()
-        except (KeyError, TypeError, AttributeError) as err:
-            raise ConfigError(f"not a ZCA state dict: {err}") from err
+            eps = float(state["eps"])
+            shape = tuple(int(s) for s in state["shape"])
+            mean = state["mean"].float()
+            transform = state["transform"].float()
+            inverse = state["inverse"].float()
+            eigenvalues = state["eigenvalues"].float()
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as err:
+            raise ConfigError(f"not a ZCA state dict: {err!r}") from err
+        d = 1
+        for s in shape:
+            d *= s
+        if (
+            len(shape) != 3
+            or mean.shape != (d,)
+            or transform.shape != (d, d)
+            or inverse.shape != (d, d)
+            or eigenvalues.shape != (d,)
+        ):
+            raise ConfigError(f"not a ZCA state dict: tensor sizes do not match the image shape {shape}")
+        self.eps, self.shape = eps, shape  # type: ignore[assignment]
+        self.mean, self.transform_matrix, self.inverse_matrix, self.eigenvalues = mean, transform, inverse, eigenvalues
         return self
 
     def save(self, path: str | os.PathLike) -> None:
         """Write :meth:`state_dict` with ``torch.save`` (atomically)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        atomic_torch_save(self.state_dict(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ZCA":
-        """Read a transform written by :meth:`save`."""
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-        return cls().load_state_dict(state)
+        """Read a transform written by :meth:`save`; a missing or damaged file raises DatasetError."""
+        state = load_torch_file(path, "ZCA file")
+        try:
+            return cls().load_state_dict(state)
+        except ConfigError as err:
+            raise DatasetError(f"{path} is not a ZCA file: {err}") from err
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:

@@ -7,11 +7,16 @@ set is evaluated **once**, after the last epoch (no maximum over checkpoints). T
 SGD (momentum 0.9, weight decay 5e-4) for the ConvNet family, MLP and LeNet, with lr 0.01 or a
 TM set's learned ``syn_lr``; for the cross-architecture networks DD-RUO (spec A2) uses Adam with
 lr 0.02 (AlexNet, VGG-11, ResNet-18) and 0.015 for its ViT (dropout 0.01 is built into the ViT).
+
+A learned ``syn_lr`` is an SGD step size (MTT evaluates TM sets with SGD at ``syn_lr``), so it is
+used only when the optimizer is SGD; with Adam the architecture's lr applies unless an explicit
+``lr`` is given (:func:`resolve_optimizer`).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -19,7 +24,8 @@ from tqdm.auto import tqdm
 
 from ddfast.distill.dsa import DEFAULT_STRATEGY, DSA
 from ddfast.distill.networks import get_network
-from ddfast.distill.realdata import RealData, derive_seed, real_tensors
+from ddfast.distill.realdata import RealData, real_tensors
+from ddfast.distill.seeding import derive_seed, seeded_generator
 from ddfast.distill.training import accuracy, train_epoch
 from ddfast.errors import ConfigError
 
@@ -59,7 +65,32 @@ def default_optimizer(arch: str) -> tuple[str, float]:
     return "sgd", 0.01
 
 
-def _make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+def resolve_optimizer(
+    arch: str, optimizer: str | None = None, lr: float | None = None, syn_lr: float | None = None
+) -> tuple[str, float]:
+    """``(optimizer, lr)`` for an evaluation of ``arch``.
+
+    ``optimizer`` defaults to the architecture's (:func:`default_optimizer`). The lr is, in
+    order: an explicit ``lr``; a TM set's ``syn_lr`` when the optimizer is SGD (it is an SGD step
+    size); the architecture's default lr.
+    """
+    default_opt, default_lr = default_optimizer(arch)
+    optimizer = optimizer or default_opt
+    if optimizer not in ("sgd", "adam"):
+        raise ConfigError(f"unknown optimizer {optimizer!r}; use 'sgd' or 'adam'")
+    if lr is not None:
+        chosen = lr
+    elif syn_lr is not None and optimizer == "sgd":
+        chosen = syn_lr
+    else:
+        chosen = default_lr
+    chosen = float(chosen)
+    if not (chosen > 0 and math.isfinite(chosen)):
+        raise ConfigError(f"learning rate must be positive, got {chosen}")
+    return optimizer, chosen
+
+
+def _make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM, weight_decay=SGD_WEIGHT_DECAY)
     if name == "adam":
@@ -95,6 +126,21 @@ def train_and_test(
     return accuracy(net, test_images, test_labels), train_acc
 
 
+def _num_classes(labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int | None) -> int:
+    """``num_classes``, or ``max label + 1``; ConfigError if a label does not fit."""
+    if labels.numel() == 0 or test_labels.numel() == 0:
+        raise ConfigError("the synthetic set and the test set must not be empty")
+    low = int(min(labels.min(), test_labels.min()))
+    if low < 0:
+        raise ConfigError(f"labels must be non-negative class indices, found {low}")
+    needed = int(max(labels.max(), test_labels.max())) + 1
+    if num_classes is None:
+        return needed
+    if num_classes < needed:
+        raise ConfigError(f"num_classes={num_classes} is too small: the labels go up to {needed - 1}")
+    return int(num_classes)
+
+
 def evaluate(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -107,6 +153,7 @@ def evaluate(
     dsa: bool = True,
     seed: int = 0,
     *,
+    syn_lr: float | None = None,
     optimizer: str | None = None,
     dsa_strategy: str = DEFAULT_STRATEGY,
     align_corners: bool = True,
@@ -120,9 +167,12 @@ def evaluate(
         images, labels: the synthetic set, images in the network's input space.
         test_data: an ``ImageDataset`` (normalized with its mean/std here) or a pair of tensors
             already in the same space as ``images`` (e.g. ZCA-whitened).
-        lr: learning rate; ``None`` → 0.01 (SGD) or the cross-architecture default. Pass a TM
-            set's ``syn_lr`` here.
+        lr: explicit learning rate, used with any optimizer; ``None`` → ``syn_lr`` with SGD,
+            else the architecture's default (:func:`resolve_optimizer`).
+        syn_lr: a TM set's learned step size; used only when the optimizer is SGD and ``lr`` is
+            not given.
         optimizer: ``"sgd"`` or ``"adam"``; ``None`` → by architecture (module docstring).
+        num_classes: network outputs; default ``max label + 1`` over both sets.
         seed: run ``r`` uses seeds derived from ``(seed, r)`` for initialization, shuffling
             and DSA, so results are reproducible.
     """
@@ -132,12 +182,8 @@ def evaluate(
         raise ConfigError("runs and batch must be positive and epochs non-negative")
     if test_images.shape[1:] != images.shape[1:]:
         raise ConfigError(f"test images are {tuple(test_images.shape[1:])}, synthetic images {tuple(images.shape[1:])}")
-    default_opt, default_lr = default_optimizer(arch)
-    optimizer = optimizer or default_opt
-    lr = default_lr if lr is None else float(lr)
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ConfigError(f"learning rate must be positive, got {lr}")
-    num_classes = num_classes or int(max(labels.max(), test_labels.max())) + 1
+    optimizer, lr = resolve_optimizer(arch, optimizer, lr, syn_lr)
+    num_classes = _num_classes(labels, test_labels, num_classes)
     device = torch.device(device) if device is not None else images.device
     images, labels = images.to(device), labels.to(device)
     c, h, w = images.shape[1:]
@@ -146,7 +192,7 @@ def evaluate(
     for r in range(runs):
         net = get_network(arch, c, num_classes, (h, w), seed=derive_seed(seed, r, 0), device=device)
         aug = DSA(dsa_strategy, align_corners=align_corners, seed=derive_seed(seed, r, 1)) if dsa else None
-        order = torch.Generator().manual_seed(derive_seed(seed, r, 2))
+        order = seeded_generator(derive_seed(seed, r, 2))
         acc, train_acc = train_and_test(
             net, images, labels, test_images, test_labels, epochs=epochs, lr=lr, optimizer=optimizer,
             batch=batch, dsa=aug, generator=order, progress=bar,

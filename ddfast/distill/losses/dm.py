@@ -14,7 +14,9 @@ import torch
 import torch.nn as nn
 
 from ddfast.distill.dsa import DSA
+from ddfast.distill.networks import has_batchnorm
 from ddfast.distill.realdata import ClassSampler
+from ddfast.distill.seeding import fresh_seed, seeded_generator
 from ddfast.errors import ConfigError
 
 
@@ -43,13 +45,10 @@ class DistributionMatching:
         self.net_factory = net_factory
         self.batch_real = batch_real
         self.dsa = dsa
-        self.generator = torch.Generator().manual_seed(
-            seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
-        )
+        self.generator = seeded_generator(seed)
 
     def _network(self, device: torch.device) -> nn.Module:
-        seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
-        net = self.net_factory(seed).to(device).train()
+        net = self.net_factory(fresh_seed(self.generator)).to(device).train()
         if not hasattr(net, "embed"):
             raise ConfigError(f"{type(net).__name__} has no embed(); DM needs feature embeddings")
         for p in net.parameters():
@@ -70,8 +69,7 @@ class DistributionMatching:
                 syn = self.dsa(syn, seed=seed, siamese=True)
             reals.append(real)
             syns.append(syn)
-        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
-        if has_bn:
+        if has_batchnorm(net):
             emb_real = net.embed(torch.cat(reals)).detach().split([r.shape[0] for r in reals])
             emb_syn = net.embed(torch.cat(syns)).split([s.shape[0] for s in syns])
         else:

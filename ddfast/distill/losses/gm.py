@@ -16,8 +16,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ddfast.distill.dsa import DSA
+from ddfast.distill.networks import batchnorm_layers
 from ddfast.distill.realdata import ClassSampler
-from ddfast.distill.training import train_epoch
+from ddfast.distill.seeding import seeded_generator
+from ddfast.distill.training import model_device, train_epoch
 from ddfast.errors import ConfigError
 
 # (outer_loop, inner_loop) by images per class: DC, plus FreD/DDiF (2, 11, 51) and DD-RUO (64, 96).
@@ -58,10 +60,6 @@ def match_distance(g_syn: Sequence[torch.Tensor], g_real: Sequence[torch.Tensor]
     raise ConfigError(f"unknown gradient distance {metric!r}; known: {', '.join(METRICS)}")
 
 
-def _batchnorms(net: nn.Module) -> list[nn.Module]:
-    return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
 class GradientMatching:
     """The GM loss for the current network, and the network's inner-loop training.
 
@@ -98,15 +96,17 @@ class GradientMatching:
         self.lr_net = lr_net
         self.batch_train = batch_train
         self.bn_images_per_class = bn_images_per_class
-        self.generator = torch.Generator().manual_seed(
-            seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
-        )
+        self.generator = seeded_generator(seed)
         self.net: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
 
-    def set_network(self, net: nn.Module) -> None:
-        """Start an outer iteration with ``net`` (a fresh random network) and its SGD optimizer."""
-        self.net = net.to(self.sampler.device).train()
+    def set_network(self, net: nn.Module, device: torch.device | str | None = None) -> None:
+        """Start an outer iteration with ``net`` (a fresh random network) and its SGD optimizer.
+
+        The network goes to ``device`` (default: the sampler's); a call with synthetic images on
+        another device moves it there (and rebuilds its stateless optimizer).
+        """
+        self.net = net.to(self.sampler.device if device is None else device).train()
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=self.lr_net)
 
     def _require_net(self) -> nn.Module:
@@ -114,26 +114,34 @@ class GradientMatching:
             raise ConfigError("call set_network(net) before using the gradient-matching loss")
         return self.net
 
-    def _freeze_batchnorm(self, net: nn.Module) -> None:
-        bns = _batchnorms(net)
+    def _freeze_batchnorm(self, net: nn.Module, device: torch.device) -> None:
+        bns = batchnorm_layers(net)
         if not bns:
             return
         real = torch.cat([self.sampler.sample(c, self.bn_images_per_class) for c in range(self.sampler.num_classes)])
         net.train()
         with torch.no_grad():
-            net(real)
+            net(real.to(device))
         for m in bns:
             m.eval()
 
     def __call__(self, images_syn: torch.Tensor, labels_syn: torch.Tensor) -> torch.Tensor:
-        """Σ over classes of the gradient distance between real and synthetic batches."""
+        """Σ over classes of the gradient distance between real and synthetic batches.
+
+        The network and the real batches are moved to ``images_syn.device`` (the sampler may
+        keep the real set elsewhere, e.g. on the CPU).
+        """
+        device = images_syn.device
         net = self._require_net()
-        self._freeze_batchnorm(net)
+        if model_device(net) != device:
+            self.set_network(net, device)
+            net = self._require_net()
+        self._freeze_batchnorm(net, device)
         params = [p for p in net.parameters() if p.requires_grad]
         loss = images_syn.new_zeros(())
         for c in torch.unique(labels_syn).tolist():
             syn = images_syn[labels_syn == c]
-            real = self.sampler.sample(c, self.batch_real)
+            real = self.sampler.sample(c, self.batch_real).to(device)
             if self.dsa is not None:
                 seed = self.dsa.draw_seed()
                 real = self.dsa(real, seed=seed, siamese=True)

@@ -12,14 +12,19 @@ Two ways to differentiate through the unroll:
   vectors; the backward pass walks the steps in reverse, rebuilding one step's graph at a time
   and pulling the adjoint through it (a Hessian-vector product per step). Memory is
   O(N·P + one step's activations) instead of O(N × one step's double-backward graph), for about
-  one extra forward/backward per step. Gradients are exact (same values as ``"graph"``).
+  one extra forward/backward per step. Gradients are exact (same values as ``"graph"``): the
+  forward pass records torch's global RNG state (CPU and the images' device) before every step
+  and the backward pass replays it, so a student with dropout sees the same masks when a step
+  is rebuilt. On a device type without a readable RNG state a student with active dropout is
+  refused (use ``"graph"`` there).
 * ``unroll="graph"``: the references' approach (``ReparamModule``): the whole unroll stays in
   the autograd graph. Faster, but memory grows with N × batch × activations.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -28,9 +33,8 @@ import torch.nn.functional as F
 from ddfast.distill.dsa import DSA
 from ddfast.distill.experts import ExpertBuffer, Trajectory
 from ddfast.distill.params import FlatModel, flatten_params
+from ddfast.distill.seeding import fresh_seed, seeded_generator
 from ddfast.errors import ConfigError
-
-_SEED_RANGE = 2**62
 
 
 @dataclass
@@ -57,6 +61,9 @@ class TrajectoryMatching:
         dsa: augmentation applied (non-Siamese) to each minibatch; ``None`` for none.
         unroll: ``"recompute"`` (low memory) or ``"graph"`` (reference); see the module doc.
         seed: seed of the loss's own random stream (expert choice is the buffer's).
+        device: device of ``syn_lr``.
+        image_shape: ``(C, H, W)`` the student takes; default its ``input_shape`` attribute
+            (set by ``get_network``). When known, other image shapes raise ConfigError.
 
     Attributes:
         syn_lr: learnable student step size, a leaf tensor with ``requires_grad``; optimize it
@@ -77,6 +84,7 @@ class TrajectoryMatching:
         unroll: str = "recompute",
         seed: int | None = None,
         device: torch.device | str | None = None,
+        image_shape: Sequence[int] | None = None,
     ) -> None:
         if syn_steps < 1 or expert_epochs < 1 or max_start_epoch < 1:
             raise ConfigError("syn_steps, expert_epochs and max_start_epoch must be positive")
@@ -93,9 +101,9 @@ class TrajectoryMatching:
         self.dsa = dsa
         self.unroll = unroll
         self.syn_lr = torch.tensor(float(lr_teacher), device=device, requires_grad=True)
-        if seed is None:
-            seed = int(torch.randint(0, _SEED_RANGE, (1,)).item())
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = seeded_generator(seed)
+        shape = image_shape if image_shape is not None else getattr(student, "input_shape", None)
+        self.image_shape = None if shape is None else tuple(int(v) for v in shape)
 
     def parameters(self) -> list[torch.Tensor]:
         """The learnable tensors of the loss: ``[syn_lr]``."""
@@ -130,10 +138,7 @@ class TrajectoryMatching:
             if not chunks:
                 chunks = list(torch.randperm(n, generator=self.generator).split(batch))
             batches.append(chunks.pop().to(device))
-        seeds: list[int | None] = [
-            int(torch.randint(0, _SEED_RANGE, (1,), generator=self.generator)) if self.dsa else None
-            for _ in range(self.syn_steps)
-        ]
+        seeds: list[int | None] = [fresh_seed(self.generator) if self.dsa else None for _ in range(self.syn_steps)]
         return _Plan(start, target, batches, seeds)
 
     def _step_loss(self, theta: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, plan: _Plan, k: int) -> torch.Tensor:
@@ -147,14 +152,29 @@ class TrajectoryMatching:
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """TM loss of the synthetic set ``images`` [n, C, H, W] (network input space) with
         hard ``labels`` [n]."""
-        if images.dim() != 4 or labels.shape != images.shape[:1]:
-            raise ConfigError("TM expects images [n, C, H, W] and labels [n]")
+        self._check_inputs(images, labels)
         self.model.net.to(images.device)
         plan = self._plan(images.shape[0], images.device)
-        labels = labels.to(images.device)
+        labels = labels.to(images.device, torch.long)
         if self.unroll == "graph":
             return self._graph_loss(images, labels, plan)
         return _RecomputedUnroll.apply(images, self.syn_lr, self, labels, plan)
+
+    def _check_inputs(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+            raise ConfigError("TM expects images and labels as tensors")
+        if images.dim() != 4 or labels.dim() != 1 or labels.shape[0] != images.shape[0]:
+            raise ConfigError(
+                f"TM expects images [n, C, H, W] and labels [n], got {tuple(images.shape)} and {tuple(labels.shape)}"
+            )
+        if not images.is_floating_point():
+            raise ConfigError(f"TM expects float images, got {images.dtype}")
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ConfigError(f"TM expects integer class labels (hard labels), got {labels.dtype}")
+        if self.image_shape is not None and tuple(images.shape[1:]) != self.image_shape:
+            raise ConfigError(
+                f"the student takes images shaped {self.image_shape} (C, H, W), got {tuple(images.shape[1:])}"
+            )
 
     def _graph_loss(self, images: torch.Tensor, labels: torch.Tensor, plan: _Plan) -> torch.Tensor:
         theta = plan.start.clone().requires_grad_(True)
@@ -169,27 +189,88 @@ def _normalized_distance(theta: torch.Tensor, plan: _Plan) -> torch.Tensor:
     return (theta - plan.target).pow(2).sum() / (plan.start - plan.target).pow(2).sum()
 
 
+@dataclass
+class _RNGState:
+    """torch's global RNG state: the CPU generator and, when readable, the device's."""
+
+    cpu: torch.Tensor
+    device: torch.device
+    accelerator: torch.Tensor | None
+
+
+def _device_rng(device: torch.device) -> Any | None:
+    """The ``torch.<type>`` module whose ``get_rng_state``/``set_rng_state`` serve ``device``."""
+    if device.type in ("cpu", "meta"):
+        return None
+    try:
+        module = torch.get_device_module(device.type)
+    except (AttributeError, RuntimeError, ValueError):
+        return None
+    if hasattr(module, "get_rng_state") and hasattr(module, "set_rng_state"):
+        return module
+    return None
+
+
+def _has_active_dropout(net: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 and m.training for m in net.modules())
+
+
+def _capture_rng(device: torch.device) -> _RNGState:
+    module = _device_rng(device)
+    return _RNGState(torch.get_rng_state(), device, None if module is None else module.get_rng_state(device))
+
+
+@contextmanager
+def _replay_rng(state: _RNGState) -> Iterator[None]:
+    """Run the body from the recorded RNG state; the RNG state from before is restored after."""
+    module = _device_rng(state.device)
+    saved_cpu = torch.get_rng_state()
+    saved_accel = module.get_rng_state(state.device) if module is not None else None
+    torch.set_rng_state(state.cpu)
+    if module is not None and state.accelerator is not None:
+        module.set_rng_state(state.accelerator, state.device)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(saved_cpu)
+        if module is not None and saved_accel is not None:
+            module.set_rng_state(saved_accel, state.device)
+
+
 class _RecomputedUnroll(torch.autograd.Function):
-    """TM unroll whose backward pass recomputes one student step at a time."""
+    """TM unroll whose backward pass recomputes one student step at a time, replaying the RNG
+    state each step saw in the forward pass (dropout masks)."""
 
     @staticmethod
-    def forward(ctx, images, syn_lr, tm: TrajectoryMatching, labels, plan: _Plan):  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx: Any, images: torch.Tensor, syn_lr: torch.Tensor, tm: TrajectoryMatching, labels: torch.Tensor, plan: _Plan
+    ) -> torch.Tensor:
+        device = images.device
+        if device.type not in ("cpu", "meta") and _device_rng(device) is None and _has_active_dropout(tm.model.net):
+            raise ConfigError(
+                f"unroll='recompute' cannot replay dropout masks on {device.type} (no readable RNG state); "
+                "use unroll='graph' or put the student in eval mode"
+            )
         lr = syn_lr.detach()
         images = images.detach()
         thetas = [plan.start]
+        rng_states = []
         for k in range(tm.syn_steps):
+            rng_states.append(_capture_rng(device))
             with torch.enable_grad():
                 theta = thetas[-1].detach().requires_grad_(True)
                 (grad,) = torch.autograd.grad(tm._step_loss(theta, images, labels, plan, k), theta)
             thetas.append(thetas[-1] - lr * grad)
-        ctx.tm, ctx.labels, ctx.plan, ctx.thetas = tm, labels, plan, thetas
+        ctx.tm, ctx.labels, ctx.plan, ctx.thetas, ctx.rng_states = tm, labels, plan, thetas, rng_states
         ctx.save_for_backward(images, syn_lr)
         return _normalized_distance(thetas[-1], plan)
 
     @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_out: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None, None]:
         images, syn_lr = ctx.saved_tensors
-        tm, labels, plan, thetas = ctx.tm, ctx.labels, ctx.plan, ctx.thetas
+        tm, labels, plan, thetas, rng_states = ctx.tm, ctx.labels, ctx.plan, ctx.thetas, ctx.rng_states
         want_images, want_lr = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         lr = syn_lr.detach()
         denom = (plan.start - plan.target).pow(2).sum()
@@ -198,7 +279,7 @@ class _RecomputedUnroll(torch.autograd.Function):
         grad_lr = torch.zeros((), device=images.device)
         leaf = images.detach().requires_grad_(want_images)
         for k in reversed(range(tm.syn_steps)):
-            with torch.enable_grad():
+            with torch.enable_grad(), _replay_rng(rng_states[k]):
                 theta = thetas[k].detach().requires_grad_(True)
                 ce = tm._step_loss(theta, leaf, labels, plan, k)
                 (grad,) = torch.autograd.grad(ce, theta, create_graph=True)
@@ -209,6 +290,6 @@ class _RecomputedUnroll(torch.autograd.Function):
             if want_images and vjp[1] is not None:
                 grad_images -= lr * vjp[1]
             adjoint = adjoint - lr * vjp[0]
-        ctx.thetas = None
+        ctx.thetas = ctx.rng_states = None
         grad_lr = grad_lr.to(syn_lr.device, syn_lr.dtype) if want_lr else None
         return grad_images, grad_lr, None, None, None
