@@ -14,6 +14,8 @@ which distribution matching uses.
 """
 from __future__ import annotations
 
+import abc
+
 import math
 from typing import Any, Callable, Sequence, Union
 
@@ -27,12 +29,12 @@ from ddfast.errors import ConfigError
 ImageSize = Union[int, Sequence[int]]
 
 
-class Classifier(nn.Module):
+class Classifier(nn.Module, abc.ABC):
     """Base class of every network here: ``forward(x) = head(embed(x))``."""
 
+    @abc.abstractmethod
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Flattened features that the final linear layer classifies."""
-        raise NotImplementedError
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """The final linear layer."""
