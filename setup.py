@@ -2,8 +2,8 @@
 
 The extension is compiled with pybind11 headers and driven by ninja (no torch at build time).
 Every ``csrc/*.cpp`` file is part of the module; headers in ``csrc/`` are shared with the CUDA build.
-The CUDA rANS sources are shipped as package data (``ddfast/rans/_csrc``) and compiled with nvcc on
-first use on a machine with a GPU (``ddfast/rans/_cuda.py``).
+The CUDA sources (rANS lanes, .ddf latent decoder) are shipped as package data (``ddfast/rans/_csrc``)
+and compiled with nvcc on first use on a machine with a GPU (``ddfast/rans/_cuda.py``).
 ``DDFAST_ASAN=1`` builds an AddressSanitizer-instrumented module (see ``scripts/run_tests_asan.sh``).
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ class NinjaBuildExt(build_ext):
 
         cxx = os.environ.get("CXX") or sysconfig.get_config_var("CXX") or "c++"
         includes = [pybind11.get_include(), sysconfig.get_paths()["include"], str(CSRC)]
-        cflags = ["-O3", "-std=c++17", "-fPIC", "-fvisibility=hidden", "-ffp-contract=off",
+        cflags = ["-O3", "-std=c++17", "-fPIC", "-fvisibility=hidden", "-ffp-contract=off", "-fno-trapping-math",
                   "-Wall", "-Wextra", "-Wno-unused-parameter"]
         cflags += list(ext.extra_compile_args or [])
         cflags += [f"-I{inc}" for inc in includes]
@@ -86,11 +86,11 @@ class NinjaBuildExt(build_ext):
             return "ninja"
 
 
-CUDA_SOURCE_GLOBS = ("*.cu", "rans_*.h", "laplace_*.h")
+CUDA_SOURCE_GLOBS = ("*.cu", "rans_*.h", "laplace_*.h", "latent_*.h")
 
 
 class BuildPyWithCudaSources(build_py):
-    """Also copy the CUDA rANS sources into the package (ddfast/rans/_csrc) for nvcc at first use."""
+    """Also copy the CUDA sources into the package (ddfast/rans/_csrc) for nvcc at first use."""
 
     def run(self) -> None:
         super().run()

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "multiversion.h"
 
 namespace ddfast {
 namespace {
@@ -25,11 +26,6 @@ using FloatArray = py::array_t<float, py::array::c_style>;
 
 constexpr int64_t TILE = 32;
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define DDFAST_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define DDFAST_MULTIVERSION
-#endif
 
 // Layers narrower than this run in "dot" form on transposed weights, so that the vectorized loop
 // always spans the long dimension (e.g. 240 -> 3 is three dot products of length 240).

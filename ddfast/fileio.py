@@ -1,7 +1,9 @@
-"""Atomic file writes: a temporary file in the target's folder, then ``os.replace``.
+"""File helpers: atomic writes, and reading ``torch.save`` files with clear errors.
 
-A reader never sees a half-written file, and a failed write leaves the old file (if any) in
-place and no temporary file behind.
+Writes go to a temporary file in the target's folder, then ``os.replace``: a reader never sees a
+half-written file, and a failed write leaves the old file (if any) in place and no temporary
+file behind. :func:`load_torch_file` turns every way a file can be missing or unreadable into
+one ddfast error naming the file.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
+
+from ddfast.errors import DatasetError, DDFastError
 
 PathLike = str | os.PathLike
 
@@ -50,3 +54,19 @@ def atomic_torch_save(obj: Any, path: PathLike) -> Path:
     import torch
 
     return atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def load_torch_file(path: PathLike, what: str, error: type[DDFastError] = DatasetError) -> Any:
+    """``torch.load(path)`` onto the CPU with ``weights_only=True`` (no code from the file runs).
+
+    A missing file raises ``error("<what> <path> does not exist")``; a damaged or foreign one
+    (torch raises several exception types for those) ``error("cannot read <what> <path>: ...")``.
+    """
+    import torch
+
+    try:
+        return torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise error(f"{what} {path} does not exist") from err
+    except Exception as err:
+        raise error(f"cannot read {what} {path}: {err}") from err

@@ -1,4 +1,4 @@
-"""CUDA rANS backend: the sources compile with nvcc; on a GPU, CPU and CUDA give identical words."""
+"""CUDA backend: the sources (rANS lanes, latent decoder) compile with nvcc; on a GPU, CPU and CUDA give identical words."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +14,8 @@ def test_cuda_sources_compile_for_sm90(tmp_path):
     nvcc = _cuda.find_nvcc()
     if nvcc is None:
         pytest.skip("nvcc not found (no CUDA toolkit): cannot check that the CUDA sources compile")
-    out = tmp_path / "rans_cuda_kernels.o"
-    proc = _cuda.run_nvcc(_cuda.nvcc_command(nvcc, "sm_90", out, shared=False))
+    out = tmp_path / "libddfast_cuda.so"
+    proc = _cuda.run_nvcc(_cuda.nvcc_command(nvcc, "sm_90", out))
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size > 0
 

@@ -15,7 +15,7 @@ import torch
 from ddfast.codec import CodecConfig, SyntheticSet
 from ddfast.data import load
 from ddfast.errors import ConfigError
-from ddfast.fileio import atomic_torch_save, atomic_write
+from ddfast.fileio import atomic_write
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -61,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
         _save_png(args.png, syn, by_class)
         print(f"wrote {args.png}")
     if args.save:
-        _save(args.save, syn)
+        syn.metadata.update(dataset="bundled", classes=list(data.classes),
+                            normalization=[list(map(float, data.mean)), list(map(float, data.std))])
+        syn.save(args.save)
         print(f"wrote {args.save}")
     return 0
 
@@ -104,8 +106,3 @@ def _save_png(path: str, syn: SyntheticSet, by_class) -> None:
     atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
 
 
-def _save(path: str, syn: SyntheticSet) -> None:
-    payload = {"config": syn.config.to_dict(), "images_per_class": list(syn.layout.images_per_class),
-               "image_size": list(syn.image_size), "channels": syn.channels, "slice_size": syn.slice_size,
-               "state_dict": syn.state_dict()}
-    atomic_torch_save(payload, path)

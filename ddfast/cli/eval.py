@@ -19,7 +19,7 @@ import argparse
 
 import torch
 
-from ddfast.cli.experts import resolve_device
+from ddfast.device import resolve_device
 from ddfast.distill.baselines import PixelSet
 from ddfast.distill.dsa import DEFAULT_STRATEGY
 from ddfast.distill.networks import default_convnet

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
+from ddfast.device import resolve_device
 from ddfast.distill.dsa import DEFAULT_STRATEGY
 from ddfast.distill.experts import ExpertConfig, buffer_dir, train_experts
 from ddfast.distill.networks import default_convnet
@@ -29,11 +28,6 @@ def reference_location(dataset: str) -> tuple[str, str | None]:
     return _REFERENCE_NAMES.get(key, key), None
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; anything else as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -71,7 +71,8 @@ class SliceLayout:
 
     def labels(self) -> torch.Tensor:
         """Class-major labels of all images (int64)."""
-        return torch.repeat_interleave(torch.arange(self.num_classes), torch.tensor(self.images_per_class))
+        return torch.repeat_interleave(torch.arange(self.num_classes), torch.tensor(self.images_per_class),
+                                       output_size=self.num_images)
 
     def class_slices(self, label: int) -> list[int]:
         """Indices of the slices that hold class ``label``."""

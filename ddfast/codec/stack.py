@@ -28,7 +28,10 @@ class CodecStack(nn.Module):
     """Latents [S, n, M] (M = all grid positions of an image), ARM, upsampler and synthesis of S slices."""
 
     def __init__(self, num_slices: int, images_per_slice: int, image_size: tuple[int, int], channels: int,
-                 config: CodecConfig, generator: torch.Generator | None = None) -> None:
+                 config: CodecConfig, generator: torch.Generator | None = None, *, init_latents: bool = True,
+                 device: torch.device | str | None = None) -> None:
+        """init_latents=False leaves the latents uninitialized, allocated on ``device`` (for loading
+        decoded latents without drawing or moving random ones); everything else starts on the CPU."""
         super().__init__()
         self.config = config
         self.image_size = tuple(image_size)
@@ -36,8 +39,12 @@ class CodecStack(nn.Module):
         self.grid_shapes = grid_shapes(self.image_size, config.n_grids)
         self.context_offsets = context_offsets(config.arm_context)
         num_latents = sum(h * w for h, w in self.grid_shapes)
-        init = (torch.rand(num_slices, images_per_slice, num_latents, generator=generator) * 2 - 1)
-        self.latents = nn.Parameter(init * LATENT_INIT_RANGE)
+        shape = (num_slices, images_per_slice, num_latents)
+        if init_latents:
+            init = (torch.rand(shape, generator=generator) * 2 - 1) * LATENT_INIT_RANGE
+        else:
+            init = torch.empty(shape, device=device)
+        self.latents = nn.Parameter(init)
         self.arm = StackedARM(num_slices, config.arm_context, config.arm_depth, generator)
         kernel = initial_upsampling_kernel(config.upsample_kernel)
         self.upsampling_kernel = nn.Parameter(kernel.expand(num_slices, -1, -1).clone())

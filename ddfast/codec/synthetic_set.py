@@ -5,7 +5,8 @@
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+import os
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import nn
@@ -16,6 +17,7 @@ from ddfast.codec.layout import SliceLayout
 from ddfast.codec.quantizer import JOINT_QUANTIZER, Quantizer
 from ddfast.codec.stack import CodecStack
 from ddfast.errors import ConfigError
+from ddfast.fileio import atomic_torch_save, load_torch_file
 
 # Eval-mode images are rounded to 16-bit levels, like the reference's test forward (bitdepth 16).
 OUTPUT_LEVELS = 2 ** 16 - 1
@@ -36,12 +38,16 @@ class SyntheticSet(nn.Module):
         slice_size: largest number of images one codec holds (None: one slice per class).
         generator: random generator for the initial weights and latents.
         backend: ops backend ('auto', 'torch', 'triton').
+        device: where the set lives (default: the CPU).
+        init_latents: False leaves the latents uninitialized (allocated on ``device`` directly), for
+            loading latents into, e.g. decoded ones.
     """
 
     def __init__(self, images_per_class: int | Sequence[int], image_size: int | tuple[int, int],
                  num_classes: int | None = None, channels: int = 3, config: CodecConfig | None = None,
                  slice_size: int | None = None, generator: torch.Generator | None = None,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", *, device: torch.device | str | None = None,
+                 init_latents: bool = True) -> None:
         super().__init__()
         counts = self._class_counts(images_per_class, num_classes)
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -57,10 +63,15 @@ class SyntheticSet(nn.Module):
         self.backend = backend
         self.quantizer: Quantizer = JOINT_QUANTIZER
         self.stack = CodecStack(self.layout.num_slices, self.layout.max_slice_size, size, channels,
-                                self.config, generator)
+                                self.config, generator, init_latents=init_latents, device=device)
         self.register_buffer("valid", self.layout.valid_mask(), persistent=False)
         self.register_buffer("labels", self.layout.labels(), persistent=False)
         self._cached: tuple[torch.Tensor, int] | None = None
+        # Free-form facts saved with the set, e.g. "normalization": (mean, std) per channel of the
+        # data it was distilled for, "syn_lr", "dataset"; ddfast.compress stores the first two.
+        self.metadata: dict[str, Any] = {}
+        if device is not None:
+            self.to(device)
 
     @staticmethod
     def _class_counts(images_per_class, num_classes) -> list[int]:
@@ -194,3 +205,28 @@ class SyntheticSet(nn.Module):
     def num_latents(self) -> int:
         """Latent values of all real images (padding positions excluded)."""
         return self.stack.latents.shape[-1] * self.layout.num_images
+
+    # -- files ---------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the set (architecture, layout, weights, metadata) atomically with ``torch.save``."""
+        payload = {"config": self.config.to_dict(), "images_per_class": list(self.layout.images_per_class),
+                   "image_size": list(self.image_size), "channels": self.channels, "slice_size": self.slice_size,
+                   "metadata": dict(self.metadata), "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+        atomic_torch_save(payload, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> "SyntheticSet":
+        """Read a set written by :meth:`save` (``ddfast demo --save`` writes one); ConfigError if it is not one."""
+        payload = load_torch_file(path, "synthetic set", ConfigError)
+        keys = ("config", "images_per_class", "image_size", "channels", "slice_size", "state_dict")
+        if not isinstance(payload, dict) or any(k not in payload for k in keys):
+            raise ConfigError(f"{path} is not a saved SyntheticSet (a dict with {', '.join(keys)})")
+        try:
+            syn = cls(payload["images_per_class"], tuple(payload["image_size"]), channels=payload["channels"],
+                      config=CodecConfig.from_dict(payload["config"]), slice_size=payload["slice_size"])
+            syn.load_state_dict(payload["state_dict"])
+        except (TypeError, ValueError, RuntimeError, KeyError) as err:
+            raise ConfigError(f"saved SyntheticSet {path} is inconsistent: {err}") from err
+        metadata = payload.get("metadata", {})
+        syn.metadata = dict(metadata) if isinstance(metadata, dict) else {}
+        return syn.to(device)

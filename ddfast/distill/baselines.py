@@ -22,7 +22,7 @@ from ddfast.distill.experts import ExpertBuffer
 from ddfast.distill.losses import DistributionMatching, GradientMatching, TrajectoryMatching, get_loops
 from ddfast.distill.networks import default_convnet, get_network, network_factory
 from ddfast.distill.realdata import ClassSampler, RealData, derive_seed, real_tensors
-from ddfast.distill.storage import load_torch_file
+from ddfast.fileio import load_torch_file
 from ddfast.errors import ConfigError
 from ddfast.fileio import atomic_torch_save
 

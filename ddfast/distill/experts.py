@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ddfast.distill.dsa import DEFAULT_STRATEGY, DSA
 from ddfast.distill.networks import get_network
 from ddfast.distill.seeding import derive_seed, fresh_seed, seeded_generator
-from ddfast.distill.storage import load_torch_file
+from ddfast.fileio import load_torch_file
 from ddfast.distill.training import accuracy, train_epoch
 from ddfast.errors import ConfigError, DatasetError
 from ddfast.fileio import atomic_torch_save, atomic_write_json

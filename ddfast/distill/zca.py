@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ddfast.distill.storage import load_torch_file
+from ddfast.fileio import load_torch_file
 from ddfast.errors import ConfigError, DatasetError
 from ddfast.fileio import atomic_torch_save
 

@@ -1,4 +1,5 @@
-"""CUDA backend: csrc/rans_cuda_kernels.cu, compiled with nvcc on first use, driven with ctypes.
+"""ddfast's CUDA library: csrc/*.cu (the rANS lanes and the .ddf latent decoder), compiled with
+nvcc on first use and driven with ctypes.
 
 The shared library is cached under ``$DDFAST_CACHE_DIR`` (default ``~/.cache/ddfast``) in a folder
 named by a hash of the sources, flags and target architecture, so it is rebuilt only when one of
@@ -24,8 +25,9 @@ import numpy as np
 from ddfast.rans._arrays import check_symbols, lane_sizes_array
 from ddfast.rans.streams import RansStreams
 
-KERNELS = "rans_cuda_kernels.cu"
-HEADERS = ("rans_cuda.h", "rans_coder.h", "laplace_model.h", "laplace_inverse.h", "laplace_tables.h")
+KERNELS = ("rans_cuda_kernels.cu", "latent_cuda_kernels.cu")
+HEADERS = ("rans_cuda.h", "rans_coder.h", "laplace_model.h", "laplace_inverse.h", "laplace_tables.h",
+           "latent_cuda.h", "latent_coder.h")
 NVCC_FLAGS = ("-O3", "-std=c++17", "--fmad=false", "-Xcompiler", "-fPIC")
 
 
@@ -33,10 +35,10 @@ def source_dir() -> Path:
     """Folder holding the CUDA sources: the package data, else the repository's csrc/."""
     here = Path(__file__).resolve().parent
     for candidate in (here / "_csrc", here.parents[1] / "csrc"):
-        if (candidate / KERNELS).is_file() and all((candidate / h).is_file() for h in HEADERS):
+        if all((candidate / name).is_file() for name in (*KERNELS, *HEADERS)):
             return candidate
     raise RuntimeError(
-        "the CUDA rANS sources are missing (expected ddfast/rans/_csrc or csrc/ next to the package); "
+        "the CUDA sources are missing (expected ddfast/rans/_csrc or csrc/ next to the package); "
         "reinstall ddfast")
 
 
@@ -53,11 +55,11 @@ def find_nvcc() -> str | None:
     return str(default) if default.is_file() else None
 
 
-def nvcc_command(nvcc: str, arch: str, output: Path, shared: bool = True) -> list[str]:
-    """The nvcc command line building the kernels for `arch` (e.g. "sm_90") into `output`."""
+def nvcc_command(nvcc: str, arch: str, output: Path) -> list[str]:
+    """The nvcc command line building every kernel file for `arch` (e.g. "sm_90") into the shared library `output`."""
     src = source_dir()
-    mode = "-shared" if shared else "-c"
-    return [nvcc, *NVCC_FLAGS, f"-arch={arch}", "-I", str(src), mode, str(src / KERNELS), "-o", str(output)]
+    return [nvcc, *NVCC_FLAGS, f"-arch={arch}", "-I", str(src), "-shared", *(str(src / name) for name in KERNELS),
+            "-o", str(output)]
 
 
 def run_nvcc(command: list[str]) -> subprocess.CompletedProcess:
@@ -90,19 +92,19 @@ def _build(arch: str) -> Path:
         raise RuntimeError("nvcc (the CUDA toolkit) was not found; set CUDA_HOME")
     src = source_dir()
     digest = hashlib.sha256(" ".join((arch, *NVCC_FLAGS)).encode())
-    for name in (KERNELS, *HEADERS):
+    for name in (*KERNELS, *HEADERS):
         digest.update((src / name).read_bytes())
     cache = Path(os.environ.get("DDFAST_CACHE_DIR", Path.home() / ".cache" / "ddfast"))
-    target = cache / "rans_cuda" / digest.hexdigest()[:16] / "libddfast_rans_cuda.so"
+    target = cache / "cuda" / digest.hexdigest()[:16] / "libddfast_cuda.so"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    print(f"ddfast: compiling the CUDA rANS module for {arch} (first use only)...", file=sys.stderr, flush=True)
+    print(f"ddfast: compiling the CUDA module for {arch} (first use only)...", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         partial = Path(tmp) / target.name
         proc = run_nvcc(nvcc_command(nvcc, arch, partial))
         if proc.returncode != 0:
-            raise RuntimeError(f"nvcc failed to build the CUDA rANS module:\n{proc.stderr[-4000:]}")
+            raise RuntimeError(f"nvcc failed to build the CUDA module:\n{proc.stderr[-4000:]}")
         os.replace(partial, target)
     return target
 
@@ -110,13 +112,15 @@ def _build(arch: str) -> Path:
 @functools.lru_cache(maxsize=None)
 def _library(arch: str) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(_build(arch)))
-    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    p, i32, i64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64
     signatures = {
         "ddf_rans_cuda_encode": [p, p, p, p, i64, i64, i64, p, p, p],
         "ddf_rans_cuda_compact": [p, p, p, i64, p, p],
         "ddf_rans_cuda_decode": [p, p, p, p, p, i64, i64, i64, p, p, p],
         "ddf_rans_cuda_start": [p, p, i64, p, p, p, p],
         "ddf_rans_cuda_step": [p, p, i64, p, p, p, p, i64, p, p, i64, i64, p, p],
+        "ddf_latent_cuda_decode": [p, p, p, i64, p, i64, p, p, i32, p, i32, p, i32, i32, p, i64, p, p, p, p, p,
+                                   p, p, p],
     }
     for name, args in signatures.items():
         fn = getattr(lib, name)

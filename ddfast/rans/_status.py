@@ -19,6 +19,11 @@ _MESSAGES = {
 }
 
 
+def describe(code: int) -> str:
+    """What a status code says about a lane."""
+    return _MESSAGES.get(code, f"unknown status {code}")
+
+
 def raise_for_status(status: np.ndarray, strict: bool, remaining: np.ndarray | None = None) -> None:
     """BitstreamError for the first failing lane; without strict only ZERO_LAST_WORD fails."""
     bad = status != OK if strict else status == ZERO_LAST_WORD
@@ -26,7 +31,7 @@ def raise_for_status(status: np.ndarray, strict: bool, remaining: np.ndarray | N
         return
     lane = int(np.argmax(bad))
     code = int(status[lane])
-    detail = _MESSAGES.get(code, f"unknown status {code}")
+    detail = describe(code)
     if code == UNREAD_WORDS and remaining is not None:
         detail = f"{int(remaining[lane])} " + detail
     count = int(np.count_nonzero(bad))

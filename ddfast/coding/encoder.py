@@ -1,0 +1,104 @@
+"""Writing .ddf files: a SyntheticSet -> post-quantization -> bytes."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from ddfast import _cpu
+from ddfast.codec import SyntheticSet
+from ddfast.coding.container import Header, pack
+from ddfast.coding.lanes import DEFAULT_LANE_SYMBOLS, lane_plan
+from ddfast.coding.postquant import DEFAULT_MSE_THRESHOLD, post_quantize
+from ddfast.coding.quantized import MODULES, RAW, QuantizedSet
+from ddfast.coding.slices import write_slice
+from ddfast.errors import ConfigError
+
+Normalization = tuple[Sequence[float], Sequence[float]]
+
+
+def _check_lane_symbols(lane_symbols: int) -> int:
+    if isinstance(lane_symbols, bool) or not isinstance(lane_symbols, (int, np.integer)) or not 1 <= lane_symbols <= 2 ** 31:
+        raise ConfigError(f"lane_symbols must be an integer in [1, 2^31], got {lane_symbols!r}")
+    return int(lane_symbols)
+
+
+def _check_normalization(normalization: Normalization | None, channels: int) -> tuple | None:
+    if normalization is None:
+        return None
+    try:
+        mean, std = (tuple(float(v) for v in part) for part in normalization)
+    except (TypeError, ValueError):
+        raise ConfigError(f"normalization must be (mean, std), one value per channel each, got {normalization!r}") from None
+    if len(mean) != channels or len(std) != channels:
+        raise ConfigError(f"normalization needs {channels} means and {channels} stds, got {len(mean)} and {len(std)}")
+    if not all(math.isfinite(v) for v in mean) or not all(math.isfinite(v) and v > 0 for v in std):
+        raise ConfigError(f"normalization needs finite means and finite positive stds, got {normalization!r}")
+    return mean, std
+
+
+def _check_syn_lr(syn_lr: float | None) -> float | None:
+    if syn_lr is None:
+        return None
+    try:
+        value = float(syn_lr)
+    except (TypeError, ValueError):
+        raise ConfigError(f"syn_lr must be a number, got {syn_lr!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"syn_lr must be finite, got {syn_lr!r}")
+    return value
+
+
+def encode(qset: QuantizedSet, lane_symbols: int = DEFAULT_LANE_SYMBOLS) -> bytes:
+    """The .ddf bytes of a post-quantized set (deterministic: the same set gives the same bytes)."""
+    lane_symbols = _check_lane_symbols(lane_symbols)
+    header = Header(qset.channels, tuple(qset.image_size), tuple(qset.images_per_class), qset.slice_size, qset.config,
+                    lane_symbols, _check_normalization(qset.normalization, qset.channels), _check_syn_lr(qset.syn_lr))
+    layout, geometry = qset.layout, qset.geometry
+    plan = lane_plan(geometry, layout.slice_sizes, lane_symbols)
+    weights, biases = qset.fixed_point_arm()
+    supports = qset.supports()
+    grids, offsets = geometry.arrays()
+    latents = np.ascontiguousarray(qset.latents.cpu().numpy(), dtype=np.int32)
+    words, lane_words = _cpu.latent_encode(latents, weights, biases, qset.config.arm_depth, grids, offsets,
+                                           geometry.shift, plan.units, plan.lanes, supports)
+    word_offsets = np.concatenate(([0], np.cumsum(lane_words)))
+    specs = qset.specs
+    integers = {s.name: qset.integers(s.name).reshape(layout.num_slices, -1).numpy() for s in specs}
+    floats = {s.name: qset.tensors[s.name].reshape(layout.num_slices, -1).float().cpu().numpy() for s in specs}
+    sections = []
+    for s in range(layout.num_slices):
+        steps = {m: (int(qset.steps[m][s, 0]), int(qset.steps[m][s, 1])) for m in MODULES}
+        raw = {m for m in MODULES if steps[m][0] == RAW}
+        first, last = plan.slice_lanes[s]
+        sections.append(write_slice(
+            steps, tuple(supports[s]),
+            {spec.name: integers[spec.name][s] for spec in specs if spec.module not in raw},
+            {spec.name: floats[spec.name][s] for spec in specs if spec.module in raw}, specs,
+            lane_words[first:last], words[word_offsets[first]:word_offsets[last]]))
+    return pack(header, sections)
+
+
+def compress(syn: SyntheticSet, mse_threshold: float = DEFAULT_MSE_THRESHOLD, lane_symbols: int = DEFAULT_LANE_SYMBOLS,
+             *, normalization: Normalization | None = None, syn_lr: float | None = None, search: str = "fast",
+             progress: bool = False) -> bytes:
+    """Post-quantize ``syn`` and return its .ddf file: a real file whose size is the budget.
+
+    Args:
+        mse_threshold: largest MSE (on [0, 1] images) between each slice's decode with quantized
+            and with float weights; the paper tries 5e-5, 5e-6, 5e-7 and 5e-8.
+        lane_symbols: symbols per rANS lane (longer lanes cost fewer bytes, shorter ones decode
+            with more parallelism); see ``ddfast.coding.lanes``.
+        normalization: per-channel (mean, std) the decoded images are normalized with for
+            training; default ``syn.metadata["normalization"]`` when present.
+        syn_lr: a TM set's learned evaluation learning rate; default ``syn.metadata["syn_lr"]``.
+        search: "fast" (frontier search) or "exhaustive" (every step pair, as the reference).
+    """
+    lane_symbols = _check_lane_symbols(lane_symbols)
+    normalization = _check_normalization(normalization if normalization is not None else
+                                         syn.metadata.get("normalization"), syn.channels)
+    syn_lr = _check_syn_lr(syn_lr if syn_lr is not None else syn.metadata.get("syn_lr"))
+    qset = post_quantize(syn, mse_threshold, search=search, progress=progress)
+    qset.normalization, qset.syn_lr = normalization, syn_lr
+    return encode(qset, lane_symbols)
