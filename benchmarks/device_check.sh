@@ -52,4 +52,8 @@ step "batched vs per-slice training step on the GPU"
 timeout 60 "$PY" benchmarks/train_step.py --repeats 5 --json > "$RESULTS/train_step.log" 2>&1
 tail -4 "$RESULTS/train_step.log"
 
+step "decode latency of the Table A7 configurations on the GPU"
+timeout 240 "$PY" benchmarks/decode_latency.py --device cuda --repeat 10 --json > "$RESULTS/decode_latency.log" 2>&1
+tail -20 "$RESULTS/decode_latency.log"
+
 step "done"

@@ -1,10 +1,12 @@
 // Integer-only discretized Laplace model with 24-bit probabilities (shared by C++ and CUDA).
 //
-// A symbol k of the support [lo, hi] has the left cumulative
-//     cum(k) = ((F(k - 1/2) * FW) >> 31) + (k - lo)     for lo < k <= hi,
-//     cum(lo) = 0,  cum(hi + 1) = 2^24,  FW = 2^24 - 1 - (hi - lo),
-// and the frequency p(k) = cum(k + 1) - cum(k) >= 1 (the "leaky" quantizer of constriction's
-// QuantizedLaplace: the tails beyond lo - 1/2 and hi + 1/2 fold into the edge symbols).
+// A symbol k of the support [lo, hi] has, for a floor f >= 1, the left cumulative
+//     cum(k) = ((F(k - 1/2) * FW) >> 31) + (k - lo) * f     for lo < k <= hi,
+//     cum(lo) = 0,  cum(hi + 1) = 2^24,  FW = 2^24 - f * (hi - lo + 1),
+// and the frequency p(k) = cum(k + 1) - cum(k) >= f. With f = 1 this is the "leaky" quantizer
+// of constriction's QuantizedLaplace (the tails beyond lo - 1/2 and hi + 1/2 fold into the edge
+// symbols); a larger f caps the code length of any symbol at 24 - log2(f) bits (the latents of
+// .ddf files use f = 2^8, i.e. the 16-bit cap of the rate that training estimates).
 // F is the Laplace CDF in Q.31, evaluated with integers only:
 //     D = (2t) * 2^7 - MU           boundary t = k - 1/2 minus the mean, Q.8 (so 2t = 2k - 1)
 //     E = min(|D|, 2^30) * INV_SCALE[LS]          |t - mu| / b * log2(e), Q.32
@@ -56,22 +58,24 @@ struct Tables {
     const float* hint_log2;     // log2(1 + (i + 1/2) / 2^kHintLog2Bits), i < 2^kHintLog2Bits
 };
 
-// The support [lo, hi] and its free weight FW.
+// The support [lo, hi], the frequency floor f and the free weight FW.
 struct Support {
     int64_t lo;
     int64_t hi;
+    uint32_t floor;
     uint64_t free_weight;
     float log2_free_weight;  // log2(FW), for the decoder's float guess only
 };
 
-DDF_HD Support make_support(int64_t lo, int64_t hi) {
-    const uint64_t fw = static_cast<uint64_t>(kTotal - 1) - static_cast<uint64_t>(hi - lo);
-    return Support{lo, hi, fw, static_cast<float>(log2(static_cast<double>(fw)))};
+DDF_HD Support make_support(int64_t lo, int64_t hi, uint32_t floor = 1) {
+    const uint64_t fw = static_cast<uint64_t>(kTotal) - static_cast<uint64_t>(floor) * static_cast<uint64_t>(hi - lo + 1);
+    return Support{lo, hi, floor, fw, static_cast<float>(log2(static_cast<double>(fw)))};
 }
 
-// True when [lo, hi] is a support this model accepts.
-DDF_HD bool support_ok(int64_t lo, int64_t hi) {
-    return lo <= hi && lo >= -kMaxAbsSymbol && hi <= kMaxAbsSymbol && hi - lo + 1 <= kMaxSupport;
+// True when [lo, hi] with floor f is a support this model accepts (it leaves FW >= 2^23).
+DDF_HD bool support_ok(int64_t lo, int64_t hi, uint32_t floor = 1) {
+    return lo <= hi && lo >= -kMaxAbsSymbol && hi <= kMaxAbsSymbol && hi - lo + 1 <= kMaxSupport && floor >= 1 &&
+           static_cast<uint64_t>(floor) * static_cast<uint64_t>(hi - lo + 1) <= kTotal / 2;
 }
 
 DDF_HD int32_t clamp_ls(int32_t ls_q) { return ls_q < kLsMin ? kLsMin : (ls_q > kLsMax ? kLsMax : ls_q); }
@@ -97,7 +101,7 @@ DDF_HD uint32_t cum(int64_t k, int64_t mu_q, uint64_t inv, const Support& s, con
     if (k <= s.lo) return 0;
     if (k > s.hi) return kTotal;
     const uint64_t f = cdf_q31(2 * k - 1, mu_q, inv, exp2);
-    return static_cast<uint32_t>((f * s.free_weight) >> 31) + static_cast<uint32_t>(k - s.lo);
+    return static_cast<uint32_t>((f * s.free_weight) >> 31) + static_cast<uint32_t>(k - s.lo) * s.floor;
 }
 
 }  // namespace laplace

@@ -85,7 +85,7 @@ std::vector<laplace::Support> make_supports(const I32Array& support, int64_t sli
         require(lo <= hi && lo >= -latent::kMaxAbsLatent && hi <= latent::kMaxAbsLatent,
                 "slice " + str(s) + ": latent support [" + str(lo) + ", " + str(hi) + "] must be ordered and within +-" +
                     str(latent::kMaxAbsLatent));
-        out.push_back(laplace::make_support(lo, hi));
+        out.push_back(laplace::make_support(lo, hi, latent::kFrequencyFloor));
     }
     return out;
 }
@@ -361,16 +361,17 @@ void decode_unit(const uint32_t* words, const int64_t* word_offsets, const Plan&
     int32_t* slice_latents = latents + static_cast<int64_t>(unit.slice) * lat.images * lat.per_image;
     latent::ArmBatch batch(geo, arm);
     for (int32_t step = 0; step < geo.steps; ++step) {
-        for (int32_t i = 0; i < unit.image_count; ++i) {
+        // The active latents of the step, enumerated as the GPU kernel's threads do.
+        const int32_t active = latent::active_per_image(geo, step);
+        const int64_t total = static_cast<int64_t>(active) * unit.image_count;
+        for (int64_t p = 0; p < total; ++p) {
+            const int32_t i = static_cast<int32_t>(p / active);
+            int grid;
+            int32_t r;
+            latent::active_position(geo, step, static_cast<int32_t>(p % active), grid, r);
             const int32_t* image = slice_latents + static_cast<int64_t>(unit.image_begin + i) * lat.per_image;
-            for (int g = 0; g < geo.n_grids; ++g) {
-                int32_t first;
-                const int32_t n = latent::active_rows(geo, g, step, first);
-                for (int32_t r = first; r < first + n; ++r) {
-                    const int64_t k = static_cast<int64_t>(i) * rows + geo.grid_row[g] + r;
-                    batch.add(image, g, r, step - geo.shift * r, &mu[k], &ls[k]);
-                }
-            }
+            const int64_t k = static_cast<int64_t>(i) * rows + geo.grid_row[grid] + r;
+            batch.add(image, grid, r, step - geo.shift * r, &mu[k], &ls[k]);
         }
         batch.flush();
         for (int32_t l = 0; l < unit.lane_count; ++l) {
@@ -442,6 +443,7 @@ void register_latent_codec(pybind11::module_& m) {
     m.attr("LATENT_LS_MIN") = latent::kLsMin;
     m.attr("LATENT_LS_MAX") = latent::kLsMax;
     m.attr("LATENT_MU_LIMIT") = latent::kMuLimit;
+    m.attr("LATENT_FREQUENCY_FLOOR") = latent::kFrequencyFloor;
 }
 
 }  // namespace ddfast

@@ -42,6 +42,9 @@ constexpr int32_t kLogScaleOffset = 4 << kFracBits;  // the "- 4" of b = exp(s -
 constexpr int32_t kLsMin = -1178;                      // round(-4.6 * 256)
 constexpr int32_t kLsMax = 1280;                       // 5 * 256
 constexpr int32_t kMaxAbsLatent = (1 << 13) - 1;       // |latent| * 2^8 < 2^21
+// Frequency floor of the latents' Laplace model (laplace_model.h): no symbol costs more than 16
+// bits, as in the rate P = max(F(x + 1/2) - F(x - 1/2), 2^-16) that training estimates.
+constexpr uint32_t kFrequencyFloor = 1u << 8;
 constexpr double kMaxActivation = (1 << 21) - 1;       // hidden activations saturate here (Q.8)
 constexpr double kHalf = 1 << (kFracBits - 1);
 

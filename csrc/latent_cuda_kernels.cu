@@ -25,7 +25,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int64_t u = blockIdx.x; u < n_units; u += gridDim.x) {
         const latent::Unit unit = units[u];
         const latent::ArmWeights arm{geo.context, depth, arm_w + unit.slice * w_stride, arm_b + unit.slice * b_stride};
-        const laplace::Support sup = laplace::make_support(support[2 * unit.slice], support[2 * unit.slice + 1]);
+        const laplace::Support sup =
+            laplace::make_support(support[2 * unit.slice], support[2 * unit.slice + 1], latent::kFrequencyFloor);
         int32_t* mu = scratch_mu + scratch_offsets[u];
         int32_t* ls = scratch_ls + scratch_offsets[u];
         int32_t* slice_latents = latents + static_cast<int64_t>(unit.slice) * images * geo.image_latents;

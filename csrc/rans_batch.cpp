@@ -34,8 +34,8 @@ Params checked_params(const I32Array& mu, const I32Array& ls) {
 // Encode lanes of symbols; returns (words, lane_words): all lanes' words concatenated in lane
 // order and the number of words of each lane.
 py::tuple encode(const I32Array& symbols, const I32Array& mu, const I32Array& ls,
-                 const I64Array& lane_sizes, int64_t lo, int64_t hi) {
-    const laplace::Support s = checked_support(lo, hi);
+                 const I64Array& lane_sizes, int64_t lo, int64_t hi, int64_t floor) {
+    const laplace::Support s = checked_support(lo, hi, floor);
     const Params prm = checked_params(mu, ls);
     require(length_1d(symbols, "symbols") == prm.n,
             "symbols and mu_q differ in length (" + std::to_string(symbols.shape(0)) + " vs " +
@@ -78,8 +78,8 @@ py::tuple encode(const I32Array& symbols, const I32Array& mu, const I32Array& ls
 
 // Decode lanes; returns (symbols, status) with one rans::Status per lane (end_status).
 py::tuple decode(const U32Array& words, const I64Array& lane_words, const I32Array& mu,
-                 const I32Array& ls, const I64Array& lane_sizes, int64_t lo, int64_t hi) {
-    const laplace::Support s = checked_support(lo, hi);
+                 const I32Array& ls, const I64Array& lane_sizes, int64_t lo, int64_t hi, int64_t floor) {
+    const laplace::Support s = checked_support(lo, hi, floor);
     const Params prm = checked_params(mu, ls);
     const std::vector<int64_t> woff = offsets_of(lane_words, length_1d(words, "words"), "lane_words");
     const std::vector<int64_t> off = offsets_of(lane_sizes, prm.n, "lane_sizes");
@@ -110,8 +110,8 @@ py::tuple decode(const U32Array& words, const I64Array& lane_words, const I32Arr
 }
 
 // cum(k) for k = lo .. hi + 1 of each parameter pair: a (n, hi - lo + 2) uint32 table.
-U32Array laplace_cdf(const I32Array& mu, const I32Array& ls, int64_t lo, int64_t hi) {
-    const laplace::Support s = checked_support(lo, hi);
+U32Array laplace_cdf(const I32Array& mu, const I32Array& ls, int64_t lo, int64_t hi, int64_t floor) {
+    const laplace::Support s = checked_support(lo, hi, floor);
     const Params prm = checked_params(mu, ls);
     const int64_t width = hi - lo + 2;
     require(prm.n * width <= kMaxCdfEntries,
@@ -129,8 +129,8 @@ U32Array laplace_cdf(const I32Array& mu, const I32Array& ls, int64_t lo, int64_t
 
 // (cum(symbol), p(symbol)) of each symbol under its own parameters.
 py::tuple laplace_freqs(const I32Array& symbols, const I32Array& mu, const I32Array& ls, int64_t lo,
-                        int64_t hi) {
-    const laplace::Support s = checked_support(lo, hi);
+                        int64_t hi, int64_t floor) {
+    const laplace::Support s = checked_support(lo, hi, floor);
     const Params prm = checked_params(mu, ls);
     require(length_1d(symbols, "symbols") == prm.n, "symbols and mu_q differ in length");
     const int32_t* sym = symbols.data();
@@ -152,15 +152,15 @@ py::tuple laplace_freqs(const I32Array& symbols, const I32Array& mu, const I32Ar
 
 void register_rans_batch(py::module_& m) {
     m.def("rans_encode", &encode, py::arg("symbols"), py::arg("mu_q"), py::arg("logscale_q"),
-          py::arg("lane_sizes"), py::arg("lo"), py::arg("hi"),
+          py::arg("lane_sizes"), py::arg("lo"), py::arg("hi"), py::arg("floor") = 1,
           "Encode int32 symbols lane by lane; returns (words uint32, lane_words int64).");
     m.def("rans_decode", &decode, py::arg("words"), py::arg("lane_words"), py::arg("mu_q"),
-          py::arg("logscale_q"), py::arg("lane_sizes"), py::arg("lo"), py::arg("hi"),
+          py::arg("logscale_q"), py::arg("lane_sizes"), py::arg("lo"), py::arg("hi"), py::arg("floor") = 1,
           "Decode lanes; returns (symbols int32, per-lane end status uint8).");
     m.def("laplace_cdf", &laplace_cdf, py::arg("mu_q"), py::arg("logscale_q"), py::arg("lo"),
-          py::arg("hi"), "Integer CDF cum(lo .. hi+1) per parameter pair, shape (n, hi-lo+2).");
+          py::arg("hi"), py::arg("floor") = 1, "Integer CDF cum(lo .. hi+1) per parameter pair, shape (n, hi-lo+2).");
     m.def("laplace_freqs", &laplace_freqs, py::arg("symbols"), py::arg("mu_q"),
-          py::arg("logscale_q"), py::arg("lo"), py::arg("hi"),
+          py::arg("logscale_q"), py::arg("lo"), py::arg("hi"), py::arg("floor") = 1,
           "(cum, freq) of each symbol under the integer model.");
     m.attr("RANS_MAX_SUPPORT") = laplace::kMaxSupport;
     m.attr("RANS_MAX_ABS_SYMBOL") = laplace::kMaxAbsSymbol;

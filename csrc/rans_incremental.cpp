@@ -16,8 +16,8 @@ constexpr int64_t kParallelMinLanes = 1 << 12;
 
 class RansLaneDecoder {
 public:
-    RansLaneDecoder(const U32Array& words, const I64Array& lane_words, int64_t lo, int64_t hi)
-        : support_(checked_support(lo, hi)),
+    RansLaneDecoder(const U32Array& words, const I64Array& lane_words, int64_t lo, int64_t hi, int64_t floor)
+        : support_(checked_support(lo, hi, floor)),
           offsets_(offsets_of(lane_words, length_1d(words, "words"), "lane_words")),
           words_(words.data(), words.data() + words.shape(0)) {
         const int64_t lanes = num_lanes();
@@ -96,8 +96,8 @@ private:
 void register_rans_incremental(py::module_& m) {
     py::class_<RansLaneDecoder>(m, "RansLaneDecoder",
                                 "Lane states of an incremental rANS decoder (one symbol per lane per step).")
-        .def(py::init<const U32Array&, const I64Array&, int64_t, int64_t>(), py::arg("words"),
-             py::arg("lane_words"), py::arg("lo"), py::arg("hi"))
+        .def(py::init<const U32Array&, const I64Array&, int64_t, int64_t, int64_t>(), py::arg("words"),
+             py::arg("lane_words"), py::arg("lo"), py::arg("hi"), py::arg("floor") = 1)
         .def_property_readonly("num_lanes", &RansLaneDecoder::num_lanes)
         .def("step", &RansLaneDecoder::step, py::arg("lane_ids"), py::arg("mu_q"), py::arg("logscale_q"),
              "Decode one symbol for each given lane; returns int32 symbols.")

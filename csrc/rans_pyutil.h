@@ -45,13 +45,16 @@ const T* exact_1d(const py::array& a, const char* name, int64_t& n) {
     return static_cast<const T*>(a.data());
 }
 
-inline laplace::Support checked_support(int64_t lo, int64_t hi) {
+inline laplace::Support checked_support(int64_t lo, int64_t hi, int64_t floor = 1) {
     require(lo <= hi, "empty support: lo=" + std::to_string(lo) + " > hi=" + std::to_string(hi));
     require(laplace::support_ok(lo, hi),
             "support [" + std::to_string(lo) + ", " + std::to_string(hi) + "] is too wide: at most " +
                 std::to_string(laplace::kMaxSupport) + " symbols within +-" +
                 std::to_string(laplace::kMaxAbsSymbol));
-    return laplace::make_support(lo, hi);
+    require(floor >= 1 && floor <= laplace::kTotal && laplace::support_ok(lo, hi, static_cast<uint32_t>(floor)),
+            "frequency floor " + std::to_string(floor) + " is invalid for a support of " +
+                std::to_string(hi - lo + 1) + " symbols: floor * symbols may be at most 2^23");
+    return laplace::make_support(lo, hi, static_cast<uint32_t>(floor));
 }
 
 // Prefix offsets (n_lanes + 1 entries) of per-lane counts that must add up to total.

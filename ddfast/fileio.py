@@ -69,4 +69,5 @@ def load_torch_file(path: PathLike, what: str, error: type[DDFastError] = Datase
     except FileNotFoundError as err:
         raise error(f"{what} {path} does not exist") from err
     except Exception as err:
-        raise error(f"cannot read {what} {path}: {err}") from err
+        lines = str(err).strip().splitlines()
+        raise error(f"cannot read {what} {path}: {lines[0] if lines else type(err).__name__}") from err

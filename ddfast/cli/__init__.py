@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ddfast.errors import DDFastError
 
 # Subcommand modules (ddfast.cli.<name>); each defines add_parser(subparsers) and run(args) -> int.
-SUBCOMMANDS = ("demo", "experts", "eval")
+SUBCOMMANDS = ("demo", "experts", "eval", "encode", "decode", "info")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ddfast {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output (e.g. `| head`) has gone: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

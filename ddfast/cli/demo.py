@@ -12,10 +12,10 @@ import time
 
 import torch
 
+from ddfast.cli._common import save_image_grid
 from ddfast.codec import CodecConfig, SyntheticSet
 from ddfast.data import load
 from ddfast.errors import ConfigError
-from ddfast.fileio import atomic_write
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -84,25 +84,13 @@ def _print_report(syn: SyntheticSet, classes: list[str], report) -> None:
 
 def _save_png(path: str, syn: SyntheticSet, by_class) -> None:
     """Per class, a row of the real images and below it the decoded ones."""
-    from PIL import Image
-
     syn.eval()
     with torch.no_grad():
         decoded, _ = syn()
-    decoded = decoded.clamp(0, 1).cpu()
+    decoded = decoded.cpu()
     rows, start = [], 0
     for images, n in zip(by_class, syn.layout.images_per_class):
         real = images[:n].cpu()
         rows += [real.float() / 255.0 if real.dtype == torch.uint8 else real.float(), decoded[start:start + n]]
         start += n
-    width = max(r.shape[0] for r in rows)
-    _, c, h, w = rows[0].shape
-    canvas = torch.ones(len(rows), width, c, h, w)
-    for i, r in enumerate(rows):
-        canvas[i, :r.shape[0]] = r
-    grid = canvas.permute(0, 3, 1, 4, 2).reshape(len(rows) * h, width * w, c)
-    pixels = (grid * 255).round().to(torch.uint8).numpy()
-    picture = Image.fromarray(pixels[..., 0] if c == 1 else pixels)
-    atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
-
-
+    save_image_grid(path, rows)

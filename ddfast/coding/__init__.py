@@ -9,10 +9,16 @@ from ddfast.coding.decoder import decode, decompress
 from ddfast.coding.encoder import compress, encode
 from ddfast.coding.inspect import FileInfo, SliceInfo, inspect
 from ddfast.coding.lanes import DEFAULT_LANE_SYMBOLS
-from ddfast.coding.postquant import DEFAULT_MSE_THRESHOLD, MSE_THRESHOLDS, QuantizationReport, post_quantize
+from ddfast.coding.postquant import (
+    DEFAULT_MSE_THRESHOLD,
+    MSE_THRESHOLDS,
+    QuantizationReport,
+    post_quantize,
+    quantize_at,
+)
 from ddfast.coding.quantized import QuantizedSet
 
 __all__ = [
     "DEFAULT_LANE_SYMBOLS", "DEFAULT_MSE_THRESHOLD", "FileInfo", "MSE_THRESHOLDS", "QuantizationReport", "QuantizedSet",
-    "SliceInfo", "compress", "decode", "decompress", "encode", "inspect", "post_quantize",
+    "SliceInfo", "compress", "decode", "decompress", "encode", "inspect", "post_quantize", "quantize_at",
 ]

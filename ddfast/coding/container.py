@@ -199,7 +199,7 @@ def unpack(data: bytes | bytearray | memoryview) -> Container:
     version = r.u8("format version")
     if version != FORMAT_VERSION:
         raise BitstreamError(f"unsupported .ddf format version {version} (this ddfast reads version {FORMAT_VERSION})")
-    length = r.uvarint("header length", maximum=r.remaining)
+    length = r.uvarint("header length")
     start = r.pos
     head = r.take(length, "header")
     stored = r.u32("header CRC32")
@@ -212,7 +212,7 @@ def unpack(data: bytes | bytearray | memoryview) -> Container:
     for index in range(layout.num_slices):
         r.where = section_name(layout, index)
         first = r.pos
-        size = r.uvarint("section length", maximum=max(0, r.remaining - 4))
+        size = r.uvarint("section length")
         begin = r.pos
         r.take(size, "section")
         r.take(4, "section CRC32")

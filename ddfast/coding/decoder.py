@@ -18,7 +18,7 @@ from ddfast import _cpu
 from ddfast.codec import CodecConfig
 from ddfast.codec.stack import CodecStack
 from ddfast.coding.container import Container, Header, unpack
-from ddfast.coding.intarm import fixed_point_arm
+from ddfast.coding.intarm import fixed_point_arm_of
 from ddfast.coding.lanes import Geometry, LanePlan, lane_plan
 from ddfast.coding.quantized import MODULES, QuantizedSet, tensor_specs
 from ddfast.coding.slices import SliceData, read_slice
@@ -78,13 +78,14 @@ def parse(data: bytes, classes: Sequence[int] | None = None) -> ParsedFile:
     return ParsedFile(container, header, slices, contents, geometry, plan, chosen)
 
 
-def _stacked_tensors(parsed: ParsedFile, device: torch.device) -> dict[str, torch.Tensor]:
+def stacked_tensors(parsed: ParsedFile) -> dict[str, torch.Tensor]:
+    """The chosen slices' network tensors by name, float32 [S, ...] on the CPU."""
     h = parsed.header
     shapes = tensor_shapes(h.config, h.image_size, h.channels)
     out = {}
     for spec in tensor_specs(h.config, h.channels):
         values = np.stack([d.tensor(spec) for d in parsed.data]).reshape(len(parsed.data), *shapes[spec.name])
-        out[spec.name] = torch.from_numpy(values).to(device)
+        out[spec.name] = torch.from_numpy(values)
     return out
 
 
@@ -115,18 +116,12 @@ def _raise_for_lanes(parsed: ParsedFile, status: np.ndarray) -> None:
 
 
 def decode(data: bytes, device: torch.device | str | None = "cpu", classes: Sequence[int] | None = None) -> QuantizedSet:
-    """The QuantizedSet of a .ddf file (only the given classes, if any), its tensors on ``device``."""
+    """The QuantizedSet of a .ddf file (only the given classes, in file order), its tensors on ``device``."""
     dev = resolve_device(device)
     parsed = parse(data, classes)
     h = parsed.header
-    tensors = _stacked_tensors(parsed, torch.device("cpu"))
-    depth = h.config.arm_depth
-    hidden_w = torch.stack([tensors[f"arm.hidden_w.{l}"] for l in range(depth)], 1) if depth else None
-    hidden_b = torch.stack([tensors[f"arm.hidden_b.{l}"] for l in range(depth)], 1) if depth else None
-    s, c = len(parsed.slices), h.config.arm_context
-    if hidden_w is None:
-        hidden_w, hidden_b = torch.zeros(s, 0, c, c), torch.zeros(s, 0, c)
-    arm = fixed_point_arm(hidden_w, hidden_b, tensors["arm.out_w"], tensors["arm.out_b"])
+    tensors = stacked_tensors(parsed)
+    arm = fixed_point_arm_of(tensors, h.config.arm_depth)
     if dev.type == "cuda":
         from ddfast.coding import cuda_decoder
 
@@ -147,8 +142,9 @@ def decompress(data: bytes, device: torch.device | str | None = "cpu",
                classes: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode a .ddf file to (images [N, C, H, W] float32 in [0, 1]-ish pixel space, labels [N] int64).
 
-    Images are class-major; labels are the file's class ids (also when ``classes`` picks some).
-    They equal the eval-mode forward of the quantized model on ``device``.
+    Images are class-major, in the file's class order (also when ``classes`` picks some, in any
+    order); labels are the file's class ids. They equal the eval-mode forward of the quantized
+    model on ``device``.
     """
     qset = decode(data, device, classes)
     syn = qset.to_synthetic_set(resolve_device(device))

@@ -18,13 +18,15 @@ from ddfast.errors import ConfigError
 Normalization = tuple[Sequence[float], Sequence[float]]
 
 
-def _check_lane_symbols(lane_symbols: int) -> int:
+def check_lane_symbols(lane_symbols: int) -> int:
+    """The lane length as an int; ConfigError unless it is an integer in [1, 2^31]."""
     if isinstance(lane_symbols, bool) or not isinstance(lane_symbols, (int, np.integer)) or not 1 <= lane_symbols <= 2 ** 31:
         raise ConfigError(f"lane_symbols must be an integer in [1, 2^31], got {lane_symbols!r}")
     return int(lane_symbols)
 
 
-def _check_normalization(normalization: Normalization | None, channels: int) -> tuple | None:
+def check_normalization(normalization: Normalization | None, channels: int) -> tuple | None:
+    """(mean, std) as float tuples of one value per channel (stds positive), or None; ConfigError otherwise."""
     if normalization is None:
         return None
     try:
@@ -38,7 +40,8 @@ def _check_normalization(normalization: Normalization | None, channels: int) -> 
     return mean, std
 
 
-def _check_syn_lr(syn_lr: float | None) -> float | None:
+def check_syn_lr(syn_lr: float | None) -> float | None:
+    """A finite float, or None; ConfigError otherwise."""
     if syn_lr is None:
         return None
     try:
@@ -52,9 +55,9 @@ def _check_syn_lr(syn_lr: float | None) -> float | None:
 
 def encode(qset: QuantizedSet, lane_symbols: int = DEFAULT_LANE_SYMBOLS) -> bytes:
     """The .ddf bytes of a post-quantized set (deterministic: the same set gives the same bytes)."""
-    lane_symbols = _check_lane_symbols(lane_symbols)
+    lane_symbols = check_lane_symbols(lane_symbols)
     header = Header(qset.channels, tuple(qset.image_size), tuple(qset.images_per_class), qset.slice_size, qset.config,
-                    lane_symbols, _check_normalization(qset.normalization, qset.channels), _check_syn_lr(qset.syn_lr))
+                    lane_symbols, check_normalization(qset.normalization, qset.channels), check_syn_lr(qset.syn_lr))
     layout, geometry = qset.layout, qset.geometry
     plan = lane_plan(geometry, layout.slice_sizes, lane_symbols)
     weights, biases = qset.fixed_point_arm()
@@ -95,10 +98,10 @@ def compress(syn: SyntheticSet, mse_threshold: float = DEFAULT_MSE_THRESHOLD, la
         syn_lr: a TM set's learned evaluation learning rate; default ``syn.metadata["syn_lr"]``.
         search: "fast" (frontier search) or "exhaustive" (every step pair, as the reference).
     """
-    lane_symbols = _check_lane_symbols(lane_symbols)
-    normalization = _check_normalization(normalization if normalization is not None else
+    lane_symbols = check_lane_symbols(lane_symbols)
+    normalization = check_normalization(normalization if normalization is not None else
                                          syn.metadata.get("normalization"), syn.channels)
-    syn_lr = _check_syn_lr(syn_lr if syn_lr is not None else syn.metadata.get("syn_lr"))
+    syn_lr = check_syn_lr(syn_lr if syn_lr is not None else syn.metadata.get("syn_lr"))
     qset = post_quantize(syn, mse_threshold, search=search, progress=progress)
     qset.normalization, qset.syn_lr = normalization, syn_lr
     return encode(qset, lane_symbols)

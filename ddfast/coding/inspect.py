@@ -8,6 +8,7 @@ import torch
 
 from ddfast import _cpu
 from ddfast.coding.decoder import decode, parse
+from ddfast.coding.quantized import QuantizedSet
 
 PARTS = ("header", "framing", "parameters", "weights", "lane_table", "latents")
 PART_MEANING = {
@@ -60,6 +61,11 @@ class FileInfo:
         return self.total_bytes / self.num_classes
 
     @property
+    def coded_latent_bits(self) -> int:
+        """Bits the file spends on latents (the lanes' words)."""
+        return 8 * self.bytes["latents"]
+
+    @property
     def overhead_per_slice(self) -> float:
         """Mean bytes per slice that are neither weights nor latents (framing, parameters, lane table)."""
         return (self.bytes["framing"] + self.bytes["parameters"] + self.bytes["lane_table"]) / len(self.slices)
@@ -67,7 +73,7 @@ class FileInfo:
     def to_dict(self) -> dict:
         out = asdict(self)
         out.update(num_classes=self.num_classes, bytes_per_class=self.bytes_per_class,
-                   overhead_per_slice=self.overhead_per_slice)
+                   coded_latent_bits=self.coded_latent_bits, overhead_per_slice=self.overhead_per_slice)
         return out
 
 
@@ -93,7 +99,17 @@ def inspect(data: bytes, estimate: bool = True) -> FileInfo:
         info.latent_bits = float(_cpu.latent_bits(
             np.ascontiguousarray(qset.latents.numpy()), counts, weights, biases, h.config.arm_depth, grids, offsets,
             qset.geometry.shift, qset.supports()).sum())
-        syn = qset.to_synthetic_set("cpu")
-        with torch.no_grad():
-            info.estimated_latent_bits = float(syn.rate_bits().sum())
+        info.estimated_latent_bits = _float_estimate(qset)
     return info
+
+
+def _float_estimate(qset: QuantizedSet) -> float:
+    """The float ARM's estimated bits of all latents, one slice at a time (bounded memory)."""
+    syn = qset.to_synthetic_set("cpu")
+    latents = qset.latents.to(torch.float32)
+    total = 0.0
+    with torch.no_grad():
+        for s, n in enumerate(qset.layout.slice_sizes):
+            part = syn.stack.select(torch.tensor([s]))
+            total += float(part.rate(latents[s:s + 1, :n]).sum())
+    return total

@@ -30,6 +30,8 @@ LS_MIN = int(_cpu.LATENT_LS_MIN)
 LS_MAX = int(_cpu.LATENT_LS_MAX)
 MU_LIMIT = int(_cpu.LATENT_MU_LIMIT)
 MAX_ABS_LATENT = int(_cpu.LATENT_MAX_ABS)
+# The latents' Laplace model gives every symbol at least this 24-bit frequency (a 16-bit cap).
+FREQUENCY_FLOOR = int(_cpu.LATENT_FREQUENCY_FLOOR)
 _INT32_MAX = 2 ** 31 - 1
 MAX_ACTIVATION = 2 ** 21 - 1
 
@@ -60,6 +62,18 @@ def fixed_point_arm(hidden_w: torch.Tensor, hidden_b: torch.Tensor, out_w: torch
     if weights.abs().max() >= 2 ** 25 or biases.abs().max() >= 2 ** 33:
         raise ConfigError("ARM weights exceed the integer ARM's range (|w| < 2^17, |b| < 2^17)")
     return weights.to(torch.int32).numpy(), biases.numpy()
+
+
+def fixed_point_arm_of(tensors: dict[str, torch.Tensor], depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fixed_point_arm` of the ARM tensors of a set by name ("arm.hidden_w.0", ..., "arm.out_b")."""
+    out_w, out_b = tensors["arm.out_w"], tensors["arm.out_b"]
+    s, c = out_w.shape[0], out_w.shape[-1]
+    if depth:
+        hidden_w = torch.stack([tensors[f"arm.hidden_w.{layer}"] for layer in range(depth)], 1)
+        hidden_b = torch.stack([tensors[f"arm.hidden_b.{layer}"] for layer in range(depth)], 1)
+    else:
+        hidden_w, hidden_b = out_w.new_zeros(s, 0, c, c), out_b.new_zeros(s, 0, c)
+    return fixed_point_arm(hidden_w, hidden_b, out_w, out_b)
 
 
 def split_layers(weights: np.ndarray, biases: np.ndarray, context: int, depth: int

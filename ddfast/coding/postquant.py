@@ -340,6 +340,51 @@ def _search_module(evaluator: _Evaluator, module: str, threshold: float, search:
     return exponents, rounds
 
 
+def _quantized_set(syn: SyntheticSet, stack: CodecStack, latents: torch.Tensor, steps: dict[str, torch.Tensor],
+                   report: QuantizationReport | None) -> QuantizedSet:
+    tensors = {spec.name: spec.view(stack).detach().float().cpu().clone() for spec in tensor_specs(syn.config, syn.channels)}
+    return QuantizedSet(
+        config=syn.config, image_size=tuple(syn.image_size), channels=syn.channels,
+        images_per_class=tuple(syn.layout.images_per_class), slice_size=syn.slice_size,
+        latents=latents.to(torch.int32).cpu(), steps=steps, tensors=tensors, report=report)
+
+
+def _rounded_latents(syn: SyntheticSet) -> torch.Tensor:
+    """round(gain * y) at the real images (zeros at padding); ConfigError if beyond the file's range."""
+    with torch.no_grad():
+        latents = torch.round(syn.stack.config.gain * syn.stack.latents) * syn.valid.unsqueeze(-1)
+    largest = latents.abs().max().item()
+    if not largest <= MAX_ABS_LATENT:
+        raise ConfigError(f"latent values reach {largest:.0f} after the gain; a .ddf file holds at most "
+                          f"+-{MAX_ABS_LATENT}")
+    return latents
+
+
+def quantize_at(syn: SyntheticSet, steps: dict[str, tuple[int, int]]) -> QuantizedSet:
+    """Quantize every slice with the given step exponents per module, {module: (k_weights, k_biases)},
+    without a search (for tests, benchmarks and known-good settings); ``syn`` is left unchanged."""
+    if set(steps) != set(MODULES):
+        raise ConfigError(f"steps needs exactly the modules {MODULES}, got {sorted(steps)}")
+    _rounded_latents(syn)
+    stack = copy.deepcopy(syn.stack).eval()
+    exponents = {}
+    for module in MODULES:
+        kw, kb = (int(v) for v in steps[module])
+        if kw not in WEIGHT_EXPONENTS[module] or kb not in BIAS_EXPONENTS[module]:
+            raise ConfigError(f"{module} steps 2^-{kw}, 2^-{kb} are not on the grids: weights 2^-k for k in "
+                              f"{WEIGHT_EXPONENTS[module]}, biases k in {BIAS_EXPONENTS[module]}")
+        exponents[module] = torch.tensor([[kw, kb]] * syn.num_slices, dtype=torch.int64)
+        with torch.no_grad():
+            for spec in tensor_specs(syn.config, syn.channels):
+                if spec.module == module:
+                    view = spec.view(stack)
+                    k = exponents[module][:, int(spec.bias)]
+                    if integers_at_step(view, k).abs().max() > MAX_ABS_INTEGER:
+                        raise ConfigError(f"{spec.name} needs integers beyond {MAX_ABS_INTEGER} at step 2^-{int(k[0])}")
+                    view.copy_(quantize_to_step(view, k))
+    return _quantized_set(syn, stack, _rounded_latents(syn), exponents, None)
+
+
 def post_quantize(syn: SyntheticSet, mse_threshold: float = DEFAULT_MSE_THRESHOLD, *, search: str = "fast",
                   progress: bool = False) -> QuantizedSet:
     """Quantize every slice's network weights and round its latents; ``syn`` is left unchanged.
@@ -349,11 +394,7 @@ def post_quantize(syn: SyntheticSet, mse_threshold: float = DEFAULT_MSE_THRESHOL
     threshold = _check_threshold(mse_threshold)
     if search not in SEARCHES:
         raise ConfigError(f"unknown search {search!r}; choose one of {SEARCHES}")
-    with torch.no_grad():
-        largest = (torch.round(syn.stack.config.gain * syn.stack.latents) * syn.valid.unsqueeze(-1)).abs().max().item()
-    if not largest <= MAX_ABS_LATENT:
-        raise ConfigError(f"latent values reach {largest:.0f} after the gain; a .ddf file holds at most "
-                          f"+-{MAX_ABS_LATENT}")
+    _rounded_latents(syn)
     evaluator = _Evaluator(syn)
     steps, rounds = {}, 0
     with tqdm(desc="post-quantization", unit="round", disable=not progress) as bar:
@@ -367,7 +408,8 @@ def post_quantize(syn: SyntheticSet, mse_threshold: float = DEFAULT_MSE_THRESHOL
         mse = evaluator.mse(everyone, evaluator.images_with(everyone, upsampling=True)).cpu()
         rate = stack.rate(evaluator.latents, backend=syn.backend) * syn.valid.unsqueeze(-1)
     specs = tensor_specs(syn.config, syn.channels)
-    tensors = {spec.name: spec.view(stack).detach().float().cpu().clone() for spec in specs}
+    qset = _quantized_set(syn, stack, evaluator.latents, steps, None)
+    tensors = qset.tensors
     weight_bits = {}
     for module in MODULES:
         bits = torch.zeros(syn.num_slices, dtype=torch.float64)
@@ -379,11 +421,8 @@ def post_quantize(syn: SyntheticSet, mse_threshold: float = DEFAULT_MSE_THRESHOL
             for s in range(syn.num_slices):
                 bits[s] += 32 * q[s].size if k[s] == RAW else coded_bits(q[s])
         weight_bits[module] = bits
-    report = QuantizationReport(
+    qset.report = QuantizationReport(
         mse_threshold=threshold, steps=steps, mse=mse, weight_bits=weight_bits,
         latent_bits=torch.from_numpy(evaluator.latent_bits(everyone)),
         estimated_latent_bits=rate.sum(dim=(1, 2)).double().cpu(), evaluations=rounds)
-    return QuantizedSet(
-        config=syn.config, image_size=tuple(syn.image_size), channels=syn.channels,
-        images_per_class=tuple(syn.layout.images_per_class), slice_size=syn.slice_size,
-        latents=evaluator.latents.to(torch.int32).cpu(), steps=steps, tensors=tensors, report=report)
+    return qset

@@ -17,7 +17,7 @@ import torch
 
 from ddfast.codec import CodecConfig, SliceLayout, SyntheticSet
 from ddfast.codec.stack import CodecStack
-from ddfast.coding.intarm import fixed_point_arm
+from ddfast.coding.intarm import fixed_point_arm_of
 from ddfast.coding.lanes import Geometry
 from ddfast.errors import ConfigError
 
@@ -138,13 +138,7 @@ class QuantizedSet:
 
     def fixed_point_arm(self) -> tuple[np.ndarray, np.ndarray]:
         """The integer ARM of every slice: (W int32, B int64), see ``ddfast.coding.intarm``."""
-        t = self.tensors
-        depth = self.config.arm_depth
-        c = self.config.arm_context
-        s = self.num_slices
-        hidden_w = torch.stack([t[f"arm.hidden_w.{l}"] for l in range(depth)], 1) if depth else torch.zeros(s, 0, c, c)
-        hidden_b = torch.stack([t[f"arm.hidden_b.{l}"] for l in range(depth)], 1) if depth else torch.zeros(s, 0, c)
-        return fixed_point_arm(hidden_w, hidden_b, t["arm.out_w"], t["arm.out_b"])
+        return fixed_point_arm_of(self.tensors, self.config.arm_depth)
 
     def to_synthetic_set(self, device: torch.device | str | None = None) -> SyntheticSet:
         """A SyntheticSet (in eval mode) holding exactly these latents and weights."""

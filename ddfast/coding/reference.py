@@ -17,8 +17,8 @@ import torch
 from ddfast.codec.reference import slice_upsample
 from ddfast.codec.synthesis import synthesis_forward
 from ddfast.codec.synthetic_set import OUTPUT_LEVELS
-from ddfast.coding.decoder import ParsedFile, _stacked_tensors, parse
-from ddfast.coding.intarm import arm_reference, fixed_point_arm, split_layers
+from ddfast.coding.decoder import ParsedFile, parse, stacked_tensors
+from ddfast.coding.intarm import FREQUENCY_FLOOR, arm_reference, fixed_point_arm_of, split_layers
 from ddfast.coding.lanes import coding_order
 from ddfast.ops.torch_ops import neighbour_index
 from ddfast.rans import IncrementalDecoder, RansStreams
@@ -55,7 +55,8 @@ def decode_slice_latents(parsed: ParsedFile, arm: tuple[np.ndarray, np.ndarray],
             lanes.append((lane - first_lane, image + image_begin, flat, bounds))
     data = parsed.data[j]
     lo, hi = data.support
-    decoder = IncrementalDecoder(RansStreams(data.words, data.lane_words), lo, hi, backend="cpp")
+    decoder = IncrementalDecoder(RansStreams(data.words, data.lane_words), lo, hi, backend="cpp",
+                                 floor=FREQUENCY_FLOOR)
     for t, positions in enumerate(_step_positions(parsed)):
         context = latents[:, neighbours[torch.from_numpy(positions)].reshape(-1)]
         step_mu, step_ls = arm_reference(context.reshape(-1, h.config.arm_context), layer_w, layer_b)
@@ -77,15 +78,11 @@ def decompress_reference(data: bytes) -> tuple[torch.Tensor, torch.Tensor]:
     """(images, labels) of a file, slice after slice, on the CPU (slow; for tests and benchmarks)."""
     parsed = parse(data)
     h = parsed.header
-    tensors = _stacked_tensors(parsed, torch.device("cpu"))
-    depth = h.config.arm_depth
-    s, c = len(parsed.slices), h.config.arm_context
-    hidden_w = torch.stack([tensors[f"arm.hidden_w.{l}"] for l in range(depth)], 1) if depth else torch.zeros(s, 0, c, c)
-    hidden_b = torch.stack([tensors[f"arm.hidden_b.{l}"] for l in range(depth)], 1) if depth else torch.zeros(s, 0, c)
-    arm = fixed_point_arm(hidden_w, hidden_b, tensors["arm.out_w"], tensors["arm.out_b"])
+    tensors = stacked_tensors(parsed)
+    arm = fixed_point_arm_of(tensors, h.config.arm_depth)
     layers = h.config.synthesis_layers(h.channels)
     images = []
-    for j in range(s):
+    for j in range(len(parsed.slices)):
         latents = torch.from_numpy(decode_slice_latents(parsed, arm, j)).to(torch.float32)
         upsampled = slice_upsample(latents, parsed.geometry.grid_shapes, tensors["upsampling_kernel"][j])
         weights = [tensors[f"synthesis.weights.{i}"][j] for i in range(len(layers))]

@@ -18,7 +18,8 @@ A slice's tensors are written as
     rANS words      per rANS tensor its 32-bit words (little-endian)
 
 and :func:`coded_bits` counts exactly what :func:`write_tensors` writes for a tensor (its
-nibble, parameters and payload; only the byte padding of the shared bit string is not counted).
+nibble, parameters and payload); only the byte padding of the nibble table and of the shared
+bit string (under two bytes per slice) is not counted.
 """
 from __future__ import annotations
 

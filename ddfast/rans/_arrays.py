@@ -46,6 +46,20 @@ def check_support(lo: Any, hi: Any) -> tuple[int, int]:
     return lo, hi
 
 
+def check_floor(floor: Any, lo: int, hi: int, backend: str = "cpp") -> int:
+    """Validate the frequency floor of the Laplace model (1: constriction's leaky model)."""
+    try:
+        floor = operator.index(floor)
+    except TypeError as exc:
+        raise ValueError(f"floor must be an integer, got {floor!r}") from exc
+    if floor != 1 and backend != "cpp":
+        raise ValueError(f"the {backend} backend codes the leaky model (floor 1) only; use backend='cpp'")
+    if not 1 <= floor or floor * (hi - lo + 1) > 2 ** 23:
+        raise ValueError(f"floor {floor} is invalid for a support of {hi - lo + 1} symbols "
+                         "(floor * symbols may be at most 2^23)")
+    return floor
+
+
 def int_array(x: Any, name: str, dtype: type = np.int32) -> np.ndarray:
     """A contiguous one-dimensional integer array of `dtype`; ValueError if x is not one."""
     if type(x) is np.ndarray and x.dtype is _DTYPES[dtype] and x.ndim == 1 and x.flags.c_contiguous:

@@ -131,8 +131,8 @@ def _library(arch: str) -> ctypes.CDLL:
     return lib
 
 
-def _call(device: Any, name: str, *args: Any) -> None:
-    """Launch a kernel through the C interface on `device`'s current stream."""
+def launch(device: Any, name: str, *args: Any) -> None:
+    """Launch a kernel through the C interface on `device`'s current stream (RuntimeError on a CUDA error)."""
     import torch
 
     major, minor = torch.cuda.get_device_capability(device)
@@ -204,11 +204,11 @@ def encode(symbols: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_size
     lane_off = _offsets(sizes)
     scratch = torch.empty(len(sym) + 2 * n_lanes, dtype=torch.int32, device=dev)
     counts = torch.empty(n_lanes, dtype=torch.int64, device=dev)
-    _call(dev, "ddf_rans_cuda_encode", _ptr(sym), _ptr(mu), _ptr(ls), _ptr(lane_off), n_lanes, lo, hi,
+    launch(dev, "ddf_rans_cuda_encode", _ptr(sym), _ptr(mu), _ptr(ls), _ptr(lane_off), n_lanes, lo, hi,
           _ptr(scratch), _ptr(counts))
     word_off = _offsets(counts)
     out = torch.empty(int(word_off[-1]), dtype=torch.int32, device=dev)
-    _call(dev, "ddf_rans_cuda_compact", _ptr(scratch), _ptr(lane_off), _ptr(word_off), n_lanes, _ptr(out))
+    launch(dev, "ddf_rans_cuda_compact", _ptr(scratch), _ptr(lane_off), _ptr(word_off), n_lanes, _ptr(out))
     return RansStreams(out.cpu().numpy().view(np.uint32), counts.cpu().numpy())
 
 
@@ -240,7 +240,7 @@ def decode(streams: RansStreams, mu_q: Any, logscale_q: Any, lo: int, hi: int,
     lane_off = _offsets(torch.from_numpy(sizes).to(dev))
     out = torch.empty(len(mu), dtype=torch.int32, device=dev)
     status = torch.empty(streams.num_lanes, dtype=torch.uint8, device=dev)
-    _call(dev, "ddf_rans_cuda_decode", _ptr(words), _ptr(word_off), _ptr(lane_off), _ptr(mu), _ptr(ls),
+    launch(dev, "ddf_rans_cuda_decode", _ptr(words), _ptr(word_off), _ptr(lane_off), _ptr(mu), _ptr(ls),
           streams.num_lanes, lo, hi, _ptr(out), _ptr(status))
     return out, status.cpu().numpy()
 
@@ -258,7 +258,7 @@ class LaneDecoder:
         self._state = torch.empty(self.num_lanes, dtype=torch.int64, device=self._dev)
         self._pos = torch.empty(self.num_lanes, dtype=torch.int64, device=self._dev)
         self._status = torch.empty(self.num_lanes, dtype=torch.uint8, device=self._dev)
-        _call(self._dev, "ddf_rans_cuda_start", _ptr(self._words), _ptr(self._word_off), self.num_lanes,
+        launch(self._dev, "ddf_rans_cuda_start", _ptr(self._words), _ptr(self._word_off), self.num_lanes,
               _ptr(self._state), _ptr(self._pos), _ptr(self._status))
 
     def step(self, lane_ids: Any, mu_q: Any, logscale_q: Any, validate: bool = True) -> Any:
@@ -278,7 +278,7 @@ class LaneDecoder:
             if torch.unique(ids).numel() != len(ids):
                 raise ValueError("a lane id appears twice in one step")
         out = torch.empty(len(ids), dtype=torch.int32, device=self._dev)
-        _call(self._dev, "ddf_rans_cuda_step", _ptr(self._words), _ptr(self._word_off), self.num_lanes,
+        launch(self._dev, "ddf_rans_cuda_step", _ptr(self._words), _ptr(self._word_off), self.num_lanes,
               _ptr(self._state), _ptr(self._pos), _ptr(self._status), _ptr(ids), len(ids), _ptr(mu), _ptr(ls),
               self._lo, self._hi, _ptr(out))
         return out

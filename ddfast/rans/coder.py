@@ -9,6 +9,7 @@ from ddfast import _cpu
 from ddfast.errors import BitstreamError
 from ddfast.rans import _constriction, _cuda, _status
 from ddfast.rans._arrays import (
+    check_floor,
     check_support,
     check_symbols,
     int_array,
@@ -37,15 +38,18 @@ def select_backend(backend: str, *inputs: Any) -> str:
 
 
 def encode(symbols: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_sizes: Any = None, *,
-           backend: Backend = "auto") -> RansStreams:
+           backend: Backend = "auto", floor: int = 1) -> RansStreams:
     """Encode int symbols in [lo, hi], each under Laplace(MU / 2^8, exp(LS / 2^8)).
 
     symbols, mu_q, logscale_q: one-dimensional integer arrays or tensors of equal length, lane
     after lane, each lane's symbols in decode order. lane_sizes: symbols per lane (None: one lane).
-    Returns the lanes' streams. ValueError (before any coding) for bad arguments.
+    floor: the smallest 24-bit frequency of a symbol (1: constriction's leaky model; the cpp
+    backend only for others). Returns the lanes' streams. ValueError (before any coding) for bad
+    arguments.
     """
     lo, hi = check_support(lo, hi)
     which = select_backend(backend, symbols, mu_q, logscale_q)
+    floor = check_floor(floor, lo, hi, which)
     if which == "cuda":
         return _cuda.encode(symbols, mu_q, logscale_q, lo, hi, lane_sizes)
     sym = int_array(symbols, "symbols")
@@ -56,7 +60,7 @@ def encode(symbols: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_size
     if which == "constriction":
         check_symbols(sym, lo, hi)
         return _constriction.encode(sym, mu, ls, lo, hi, sizes)
-    words, lane_words = _cpu.rans_encode(sym, mu, ls, sizes, lo, hi)  # checks the symbols first
+    words, lane_words = _cpu.rans_encode(sym, mu, ls, sizes, lo, hi, floor)  # checks the symbols first
     return RansStreams(words, lane_words)
 
 
@@ -71,17 +75,19 @@ def as_streams(streams: Any) -> RansStreams:
 
 
 def decode(streams: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_sizes: Any = None, *,
-           backend: Backend = "auto", strict: bool = True) -> Any:
+           backend: Backend = "auto", strict: bool = True, floor: int = 1) -> Any:
     """Decode lane_sizes[l] symbols from each lane with the parameters of encode.
 
     Returns int32 symbols (a tensor on mu_q's device when mu_q is a tensor, else a numpy array).
     strict: raise BitstreamError unless every lane ends exactly (all words read, final state 0).
+    floor: as in encode.
     Without strict, decoding past a lane's end is deterministic (as in constriction). A stream
     whose last word is 0 always raises BitstreamError.
     """
     streams = as_streams(streams)
     lo, hi = check_support(lo, hi)
     which = select_backend(backend, mu_q, logscale_q)
+    floor = check_floor(floor, lo, hi, which)
     if which == "cuda":
         out, status = _cuda.decode(streams, mu_q, logscale_q, lo, hi, lane_sizes)
         _status.raise_for_status(status, strict)
@@ -94,7 +100,7 @@ def decode(streams: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_size
     if which == "constriction":
         out = _decode_constriction(streams, mu, ls, lo, hi, sizes, strict)
     else:
-        out, status = _cpu.rans_decode(streams.words, streams.lane_words, mu, ls, sizes, lo, hi)
+        out, status = _cpu.rans_decode(streams.words, streams.lane_words, mu, ls, sizes, lo, hi, floor)
         _status.raise_for_status(status, strict)
     if is_torch(mu_q):
         import torch

@@ -8,7 +8,7 @@ import numpy as np
 from ddfast import _cpu
 from ddfast.errors import BitstreamError
 from ddfast.rans import _constriction, _cuda, _status
-from ddfast.rans._arrays import check_support, int_array, is_torch
+from ddfast.rans._arrays import check_floor, check_support, int_array, is_torch
 from ddfast.rans.coder import Backend, as_streams, select_backend
 from ddfast.rans.streams import RansStreams
 
@@ -54,24 +54,26 @@ class IncrementalDecoder:
     distinct) and returns them in the order of lane_ids. Backends: "cpp" (numpy in, numpy out;
     lane ids are checked before any lane changes), "cuda" (states on the GPU, CUDA tensors in and
     out) and "constriction" (reference, float model). ``finish()`` checks that every lane ended
-    exactly. Decoding past a lane's end is deterministic, as in the batch decoder.
+    exactly. Decoding past a lane's end is deterministic, as in the batch decoder. ``floor``: the
+    model's smallest frequency, as in ``encode`` (cpp backend only for floors above 1).
     """
 
     def __init__(self, streams: Any, lo: int, hi: int, *, backend: Backend = "auto",
-                 device: Any = None) -> None:
+                 device: Any = None, floor: int = 1) -> None:
         streams = as_streams(streams)
         lo, hi = check_support(lo, hi)
         on_gpu = device is not None and str(device).startswith("cuda")
         if backend == "auto":
             backend = "cuda" if on_gpu and _cuda.available() else "cpp"
         self.backend = select_backend(backend)
+        floor = check_floor(floor, lo, hi, self.backend)
         self.lo, self.hi = lo, hi
         if self.backend == "cuda":
             self._lanes = _cuda.LaneDecoder(streams, lo, hi, device if on_gpu else "cuda")
         elif self.backend == "constriction":
             self._lanes = _ConstrictionLanes(streams, lo, hi)
         else:
-            self._lanes = _cpu.RansLaneDecoder(streams.words, streams.lane_words, lo, hi)
+            self._lanes = _cpu.RansLaneDecoder(streams.words, streams.lane_words, lo, hi, floor)
         _status.raise_for_status(self._lanes.status(), strict=False)
 
     @property

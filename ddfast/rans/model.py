@@ -6,32 +6,34 @@ from typing import Any
 import numpy as np
 
 from ddfast import _cpu
-from ddfast.rans._arrays import check_support, check_symbols, int_array, same_length
+from ddfast.rans._arrays import check_floor, check_support, check_symbols, int_array, same_length
 
 PRECISION = 24
 
 
-def laplace_cdf_table(mu_q: Any, logscale_q: Any, lo: int, hi: int) -> np.ndarray:
+def laplace_cdf_table(mu_q: Any, logscale_q: Any, lo: int, hi: int, floor: int = 1) -> np.ndarray:
     """Integer CDF rows: cum(k) for k = lo .. hi + 1 per parameter pair, uint32 (n, hi - lo + 2).
 
-    Row i starts at 0 and ends at 2^24; np.diff gives the 24-bit frequencies, all >= 1.
+    Row i starts at 0 and ends at 2^24; np.diff gives the 24-bit frequencies, all >= floor.
     """
     lo, hi = check_support(lo, hi)
+    floor = check_floor(floor, lo, hi)
     mu = int_array(mu_q, "mu_q")
     ls = int_array(logscale_q, "logscale_q")
     same_length(mu_q=mu, logscale_q=ls)
-    return _cpu.laplace_cdf(mu, ls, lo, hi)
+    return _cpu.laplace_cdf(mu, ls, lo, hi, floor)
 
 
-def model_bits(symbols: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int) -> float:
+def model_bits(symbols: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, floor: int = 1) -> float:
     """Exact code length -sum log2(p / 2^24) of the symbols under the integer model."""
     lo, hi = check_support(lo, hi)
+    floor = check_floor(floor, lo, hi)
     sym = int_array(symbols, "symbols")
     mu = int_array(mu_q, "mu_q")
     ls = int_array(logscale_q, "logscale_q")
     same_length(symbols=sym, mu_q=mu, logscale_q=ls)
     check_symbols(sym, lo, hi)
-    _, freq = _cpu.laplace_freqs(sym, mu, ls, lo, hi)
+    _, freq = _cpu.laplace_freqs(sym, mu, ls, lo, hi, floor)
     return float(PRECISION * len(sym) - np.log2(freq.astype(np.float64)).sum())
 
 

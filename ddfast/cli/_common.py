@@ -1,0 +1,93 @@
+"""Helpers shared by the subcommands: checking paths and arguments up front, reading .ddf files, PNG grids."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ddfast.errors import BitstreamError, ConfigError
+from ddfast.fileio import atomic_write
+
+
+def check_input_file(path: str, what: str) -> Path:
+    """``path`` as a Path; ConfigError unless it is an existing file."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{what} {path} does not exist")
+    if not p.is_file():
+        raise ConfigError(f"{what} {path} is not a file")
+    return p
+
+
+def check_output_path(path: str, what: str) -> Path:
+    """``path`` as a Path; ConfigError unless a file can be written there (its folder exists and is
+    writable, and the path itself is not a folder)."""
+    p = Path(path)
+    folder = p.parent
+    if not folder.exists():
+        raise ConfigError(f"{what} {path}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ConfigError(f"{what} {path}: {folder} is not a folder")
+    if p.is_dir():
+        raise ConfigError(f"{what} {path} is a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {path}: folder {folder} is not writable")
+    return p
+
+
+def check_distinct(paths: dict[str, str]) -> None:
+    """ConfigError when two of the named paths (e.g. an input and an output) are the same file."""
+    seen: dict[Path, str] = {}
+    for what, path in paths.items():
+        key = Path(path).resolve()
+        if key in seen:
+            raise ConfigError(f"{what} and {seen[key]} are the same file: {path}")
+        seen[key] = what
+
+
+def parse_classes(text: str) -> list[int]:
+    """``"0,3"`` -> ``[0, 3]``: distinct non-negative class ids, in the given order."""
+    try:
+        classes = [int(item) for item in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--classes must be comma-separated class ids such as 0,3; got {text!r}") from None
+    if any(c < 0 for c in classes):
+        raise ConfigError(f"--classes must be non-negative class ids; got {text!r}")
+    if len(set(classes)) != len(classes):
+        raise ConfigError(f"--classes lists a class twice: {text!r}")
+    return classes
+
+
+def read_ddf(path: Path) -> bytes:
+    """The bytes of a .ddf file; an unreadable file raises ConfigError naming it."""
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from err
+
+
+def named(path: Path, err: BitstreamError) -> BitstreamError:
+    """The same damage report, prefixed with the file it was found in."""
+    return BitstreamError(f"{path}: {err}")
+
+
+def bits_difference(real: float, estimated: float) -> str:
+    """How far the real bits are from the estimate, e.g. ``+1.25%``."""
+    return f"{100 * (real / estimated - 1):+.2f}%" if estimated > 0 else "n/a"
+
+
+def save_image_grid(path: str | os.PathLike, rows: Sequence[torch.Tensor]) -> None:
+    """Write a PNG atomically: one row per tensor [n, C, H, W] of [0, 1] images (clamped), white padding."""
+    from PIL import Image
+
+    width = max(r.shape[0] for r in rows)
+    _, c, h, w = rows[0].shape
+    canvas = torch.ones(len(rows), width, c, h, w)
+    for i, r in enumerate(rows):
+        canvas[i, :r.shape[0]] = r.detach().float().cpu().clamp(0, 1)
+    grid = canvas.permute(0, 3, 1, 4, 2).reshape(len(rows) * h, width * w, c)
+    pixels = (grid * 255).round().to(torch.uint8).numpy()
+    picture = Image.fromarray(pixels[..., 0] if c == 1 else pixels)
+    atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
