@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 
 from ddfast.codec import CodecConfig
 from ddfast.codec.layout import SliceLayout
@@ -49,7 +50,9 @@ MAX_CHANNELS = 16
 MAX_SIDE = 8192
 MAX_CLASSES = 100_000
 MAX_IMAGES_PER_CLASS = 1_000_000
-MAX_TOTAL_PIXELS = 2 ** 34
+MAX_TOTAL_VALUES = 2 ** 32  # images x channels x height x width (16 GiB of float32 images)
+GAIN_RANGE = (2.0 ** -10, 2.0 ** 10)
+MIN_SECTION_BYTES = 5  # a length byte and a CRC32
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,16 @@ class Header:
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     syn_lr: float | None = None
 
-    @property
+    @cached_property
     def layout(self) -> SliceLayout:
         return SliceLayout.build(self.images_per_class, self.slice_size)
+
+    @property
+    def num_slices(self) -> int:
+        """Slices of the set, counted without building its layout."""
+        if self.slice_size is None:
+            return len(self.images_per_class)
+        return sum(-(-n // self.slice_size) for n in self.images_per_class)
 
     @property
     def num_classes(self) -> int:
@@ -112,16 +122,17 @@ def read_header(r: Reader) -> Header:
     counts = tuple(r.uvarint(f"images of class {c}", maximum=MAX_IMAGES_PER_CLASS) for c in range(classes))
     if min(counts) < 1:
         raise r.fail("every class needs at least one image")
-    if sum(counts) * height * width * channels > MAX_TOTAL_PIXELS:
-        raise r.fail(f"the set is too large ({sum(counts)} images of {channels}x{height}x{width})")
+    if sum(counts) * height * width * channels > MAX_TOTAL_VALUES:
+        raise r.fail(f"the set is too large ({sum(counts)} images of {channels}x{height}x{width}; at most "
+                     f"{MAX_TOTAL_VALUES} values)")
     slice_size = r.uvarint("slice size", maximum=MAX_IMAGES_PER_CLASS) or None
     code = r.u8("synthesis version")
     if code not in _SYNTHESIS_NAMES:
         raise r.fail(f"unknown synthesis version code {code}")
     context, depth, grids, kernel = (r.u8(what) for what in ("ARM context", "ARM depth", "grids", "upsampling kernel"))
     gain = r.f32("gain")
-    if not (math.isfinite(gain) and gain > 0):
-        raise r.fail(f"gain must be finite and > 0, got {gain}")
+    if not GAIN_RANGE[0] <= gain <= GAIN_RANGE[1]:
+        raise r.fail(f"gain must lie in [2^-10, 2^10], got {gain}")
     try:
         config = CodecConfig(synthesis=_SYNTHESIS_NAMES[code], arm_context=context, arm_depth=depth, n_grids=grids,
                              gain=gain, upsample_kernel=kernel)
@@ -207,6 +218,10 @@ def unpack(data: bytes | bytearray | memoryview) -> Container:
         raise BitstreamError(f"header, bytes {start}-{start + length}: CRC32 mismatch: the header is damaged")
     header = read_header(Reader(view, start, start + length, "header"))
     header_bytes = r.pos
+    if header.num_slices * MIN_SECTION_BYTES > r.remaining:
+        raise BitstreamError(f"file, byte {r.pos}: the header declares {header.num_slices} slices, but only "
+                             f"{r.remaining} bytes follow (each section takes at least {MIN_SECTION_BYTES}; "
+                             "truncated file?)")
     layout = header.layout
     spans = []
     for index in range(layout.num_slices):

@@ -4,11 +4,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import torch
 
 from ddfast import _cpu
 from ddfast.coding.decoder import decode, parse
-from ddfast.coding.quantized import QuantizedSet
+from ddfast.coding.quantized import float_latent_bits
 
 PARTS = ("header", "framing", "parameters", "weights", "lane_table", "latents")
 PART_MEANING = {
@@ -99,17 +98,6 @@ def inspect(data: bytes, estimate: bool = True) -> FileInfo:
         info.latent_bits = float(_cpu.latent_bits(
             np.ascontiguousarray(qset.latents.numpy()), counts, weights, biases, h.config.arm_depth, grids, offsets,
             qset.geometry.shift, qset.supports()).sum())
-        info.estimated_latent_bits = _float_estimate(qset)
+        syn = qset.to_synthetic_set("cpu")
+        info.estimated_latent_bits = float(float_latent_bits(syn.stack, qset.latents, layout.slice_sizes).sum())
     return info
-
-
-def _float_estimate(qset: QuantizedSet) -> float:
-    """The float ARM's estimated bits of all latents, one slice at a time (bounded memory)."""
-    syn = qset.to_synthetic_set("cpu")
-    latents = qset.latents.to(torch.float32)
-    total = 0.0
-    with torch.no_grad():
-        for s, n in enumerate(qset.layout.slice_sizes):
-            part = syn.stack.select(torch.tensor([s]))
-            total += float(part.rate(latents[s:s + 1, :n]).sum())
-    return total

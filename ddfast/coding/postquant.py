@@ -42,6 +42,7 @@ from ddfast.coding.intarm import MAX_ABS_LATENT, fixed_point_arm
 from ddfast.coding.lanes import Geometry
 from ddfast.coding.quantized import (
     MODULES,
+    float_latent_bits,
     RAW,
     QuantizedSet,
     TensorSpec,
@@ -406,7 +407,6 @@ def post_quantize(syn: SyntheticSet, mse_threshold: float = DEFAULT_MSE_THRESHOL
     everyone = list(range(syn.num_slices))
     with torch.no_grad():
         mse = evaluator.mse(everyone, evaluator.images_with(everyone, upsampling=True)).cpu()
-        rate = stack.rate(evaluator.latents, backend=syn.backend) * syn.valid.unsqueeze(-1)
     specs = tensor_specs(syn.config, syn.channels)
     qset = _quantized_set(syn, stack, evaluator.latents, steps, None)
     tensors = qset.tensors
@@ -424,5 +424,5 @@ def post_quantize(syn: SyntheticSet, mse_threshold: float = DEFAULT_MSE_THRESHOL
     qset.report = QuantizationReport(
         mse_threshold=threshold, steps=steps, mse=mse, weight_bits=weight_bits,
         latent_bits=torch.from_numpy(evaluator.latent_bits(everyone)),
-        estimated_latent_bits=rate.sum(dim=(1, 2)).double().cpu(), evaluations=rounds)
+        estimated_latent_bits=float_latent_bits(stack, evaluator.latents, syn.layout.slice_sizes), evaluations=rounds)
     return qset

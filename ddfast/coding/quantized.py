@@ -75,6 +75,17 @@ def integers_at_step(values: torch.Tensor, exponents: torch.Tensor) -> torch.Ten
     return torch.where(k == RAW, torch.zeros_like(q), q).to(torch.int64)
 
 
+def float_latent_bits(stack: CodecStack, latents: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+    """[S] the float ARM's estimated bits (training's rate) of each slice's first counts[s] images,
+    one slice at a time so that memory stays bounded."""
+    out = torch.zeros(len(counts), dtype=torch.float64)
+    with torch.no_grad():
+        for s, n in enumerate(counts):
+            part = stack.select(torch.tensor([s]))
+            out[s] = float(part.rate(latents[s:s + 1, :n].to(torch.float32)).sum())
+    return out
+
+
 @dataclass
 class QuantizedSet:
     """A post-quantized synthetic set: integer latents and power-of-two-quantized weights.
