@@ -6,8 +6,9 @@ weights are shrunk, so the mean depends gently on the context, and its log-scale
 so that the Laplace scale b = exp(s - 4) is about 0.33 at a zero context (about 1 bit per latent; a
 fitted CIFAR codec measured about 1.1); the set is quantized at fixed steps (``quantize_at``) and
 its latents are sampled from the integer ARM by running the native wavefront decoder on uniformly
-random words (support [-16, 15]); the file is checked to decode to them. Synthesis weights keep their initialization: decode time does not depend on their
-values. The latents' coded bits per latent of every file are reported.
+random words (support [-16, 15]); the file is checked to decode to them. Synthesis weights keep
+their initialization: decode time does not depend on their values. The latents' coded bits per
+latent of every file are reported.
 
 Per configuration, after one warm-up decode, each stage runs --repeat times (median and min):
 total ``ddfast.decompress(data, device)``; entropy decoding ``ddfast.coding.decode`` (parse,
@@ -233,7 +234,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each stage (median and min reported)")
     parser.add_argument("--reference", nargs="*", choices=list(CONFIGS), metavar="NAME",
                         help=f"configurations to also decode with the plain reference decoder (default: "
-                             f"{' '.join(CPU_REFERENCE)} on the CPU, none on CUDA; the flag alone: none)")
+                             f"{' '.join(CPU_REFERENCE)} or the --set on the CPU, none on CUDA; the flag alone: none)")
     parser.add_argument("--set", type=Path, help="benchmark this saved SyntheticSet instead of the configurations")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
     args = parser.parse_args()
@@ -249,6 +250,8 @@ def main() -> None:
     if syn is not None:
         method = f"{args.set}, a saved SyntheticSet, written by ddfast.compress (post-quantization search included)"
         makers = {f"set:{args.set.name}": lambda: ddfast.compress(syn)}
+        if args.reference is None and not cuda:
+            reference = list(makers)
     else:
         method = METHOD
         makers = {name: functools.partial(build, CONFIGS[name]) for name in args.configs}

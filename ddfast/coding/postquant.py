@@ -19,9 +19,10 @@ estimate the reference uses. Bits of weights are exact (``ddfast.coding.weights`
 All slices are searched together: each slice runs its own search, and every round evaluates one
 candidate of every slice still searching in one batched decode. ``search="fast"`` walks the
 frontier of the feasible region (a binary search for the coarsest weight step at the finest bias
-step, then a walk towards coarser bias steps, pruned by bit counts; the ARM by coordinate
-descent), assuming that coarser steps never decode closer to the float images; ``"exhaustive"``
-evaluates every pair, as the reference does, and is the twin the fast search is tested against.
+step, then for that weight step and coarser ones the coarsest feasible bias step, pruned by bit
+counts; the ARM by coordinate descent), assuming that coarser weight steps never decode closer to
+the float images; ``"exhaustive"`` evaluates every pair, as the reference does, and is the twin
+the fast search is tested against.
 """
 from __future__ import annotations
 
@@ -108,18 +109,29 @@ def frontier_search(w_bits: np.ndarray, b_bits: np.ndarray) -> SliceSearch:
             hi = mid
         else:
             lo = mid
-    best, best_cost = (hi, fb), w_bits[hi] + b_bits[fb]
-    iw = hi
-    for ib in range(fb - 1, -1, -1):
-        while True:
-            if iw > fw or w_bits[iw] + b_bits[:ib + 1].min() >= best_cost:
-                return best
+    best = [(hi, fb), w_bits[hi] + b_bits[fb]]
+
+    def coarsest_bias(iw: int):
+        """The coarsest feasible bias step of weight step iw that beats the best; True if found.
+        (Feasibility is not monotone in the bias step: rounding errors of weights and biases can
+        cancel, so the bias steps are scanned from coarse to fine.)"""
+        for ib in range(fb + 1):
+            cost = w_bits[iw] + b_bits[ib]
+            if cost >= best[1]:
+                return False
             if (yield (iw, ib)):
-                if w_bits[iw] + b_bits[ib] < best_cost:
-                    best, best_cost = (iw, ib), w_bits[iw] + b_bits[ib]
-                break
-            iw += 1
-    return best
+                best[:] = [(iw, ib), cost]
+                return True
+        return False
+
+    for iw in range(hi, -1, -1):  # that weight step and coarser ones, while they stay feasible
+        if not (yield from coarsest_bias(iw)) and iw < hi:
+            break
+    for iw in range(hi + 1, fw + 1):  # finer weight steps that may allow coarser bias steps
+        if w_bits[iw] + b_bits[0] >= best[1]:
+            break
+        yield from coarsest_bias(iw)
+    return best[0]
 
 
 def exhaustive_search(w_bits: np.ndarray, b_bits: np.ndarray) -> SliceSearch:
@@ -244,15 +256,15 @@ class _Evaluator:
         per_image = images[0, 0].numel()
         return (squared * mask).sum(dim=1) / (mask.sum(dim=1) * per_image)
 
-    def set_module(self, module: str, exponents: torch.Tensor, index: list[int] | None = None,
-                   originals: dict[str, torch.Tensor] | None = None) -> None:
-        """Quantize ``module`` of slices ``index`` (all by default) at exponents [len(index), 2]."""
+    def set_module(self, module: str, exponents: torch.Tensor, index: list[int] | None,
+                   originals: dict[str, torch.Tensor]) -> None:
+        """Set ``module`` of slices ``index`` (None: all) to its ``originals`` quantized at exponents [len, 2]."""
         pick = torch.arange(self.layout.num_slices) if index is None else torch.tensor(index)
         with torch.no_grad():
             for spec in self.module_specs(module):
                 view = spec.view(self.stack)
-                source = (originals[spec.name] if originals is not None else view)[pick.to(view.device)]
-                view[pick.to(view.device)] = quantize_to_step(source, exponents[:, int(spec.bias)])
+                view[pick.to(view.device)] = quantize_to_step(originals[spec.name][pick.to(view.device)],
+                                                              exponents[:, int(spec.bias)])
 
     def images_with(self, index: list[int], upsampling: bool) -> torch.Tensor:
         """Decoded images of slices ``index`` with the stack's current (partly quantized) weights;
@@ -309,8 +321,9 @@ def _exponents(module: str, queries: dict[int, Query]) -> torch.Tensor:
 
 
 def _search_module(evaluator: _Evaluator, module: str, threshold: float, search: str,
-                   bar: tqdm | None) -> tuple[torch.Tensor, int]:
-    """Choose and apply the steps of one module for every slice; returns exponents [S, 2] and rounds."""
+                   bar: tqdm | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Choose and apply the steps of one module for every slice; returns the exponents [S, 2], the
+    module's bits per slice [S] and the number of rounds."""
     w_bits, b_bits = _module_bits(evaluator, module)
     originals = {spec.name: spec.view(evaluator.stack).detach().clone() for spec in evaluator.module_specs(module)}
     if module == "arm":
@@ -334,11 +347,14 @@ def _search_module(evaluator: _Evaluator, module: str, threshold: float, search:
     searches = [make(w_bits[s], b_bits[s]) for s in range(evaluator.layout.num_slices)]
     choices, rounds = run_lockstep(searches, evaluate, bar)
     if module == "arm" and any(c is None for c in choices):
-        raise ConfigError("the ARM weights are too large to quantize (|w| must stay below 256 at step 2^-8, ...)")
+        raise ConfigError("ARM weights or biases beyond 65535 in magnitude cannot be quantized")
     exponents = torch.tensor([[RAW, 0] if c is None else [WEIGHT_EXPONENTS[module][c[0]], BIAS_EXPONENTS[module][c[1]]]
                               for c in choices], dtype=torch.int64)
+    raw_bits = 32 * sum(spec.view(evaluator.stack)[0].numel() for spec in evaluator.module_specs(module))
+    bits = torch.tensor([raw_bits if c is None else w_bits[s, c[0]] + b_bits[s, c[1]] for s, c in enumerate(choices)],
+                        dtype=torch.float64)
     evaluator.set_module(module, exponents, None, originals)
-    return exponents, rounds
+    return exponents, bits, rounds
 
 
 def _quantized_set(syn: SyntheticSet, stack: CodecStack, latents: torch.Tensor, steps: dict[str, torch.Tensor],
@@ -397,30 +413,18 @@ def post_quantize(syn: SyntheticSet, mse_threshold: float = DEFAULT_MSE_THRESHOL
         raise ConfigError(f"unknown search {search!r}; choose one of {SEARCHES}")
     _rounded_latents(syn)
     evaluator = _Evaluator(syn)
-    steps, rounds = {}, 0
+    steps, weight_bits, rounds = {}, {}, 0
     with tqdm(desc="post-quantization", unit="round", disable=not progress) as bar:
         for module in MODULES:
             bar.set_postfix(module=module)
-            steps[module], module_rounds = _search_module(evaluator, module, threshold, search, bar)
+            steps[module], weight_bits[module], module_rounds = _search_module(evaluator, module, threshold, search,
+                                                                                bar)
             rounds += module_rounds
     stack = evaluator.stack
     everyone = list(range(syn.num_slices))
     with torch.no_grad():
         mse = evaluator.mse(everyone, evaluator.images_with(everyone, upsampling=True)).cpu()
-    specs = tensor_specs(syn.config, syn.channels)
     qset = _quantized_set(syn, stack, evaluator.latents, steps, None)
-    tensors = qset.tensors
-    weight_bits = {}
-    for module in MODULES:
-        bits = torch.zeros(syn.num_slices, dtype=torch.float64)
-        for spec in specs:
-            if spec.module != module:
-                continue
-            k = steps[module][:, int(spec.bias)]
-            q = integers_at_step(tensors[spec.name], k).reshape(syn.num_slices, -1).numpy()
-            for s in range(syn.num_slices):
-                bits[s] += 32 * q[s].size if k[s] == RAW else coded_bits(q[s])
-        weight_bits[module] = bits
     qset.report = QuantizationReport(
         mse_threshold=threshold, steps=steps, mse=mse, weight_bits=weight_bits,
         latent_bits=torch.from_numpy(evaluator.latent_bits(everyone)),
