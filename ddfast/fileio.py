@@ -18,8 +18,18 @@ from ddfast.errors import DatasetError, DDFastError
 PathLike = str | os.PathLike
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write(file)`` on a temporary binary file next to ``path``, then move it into place."""
+    """Call ``write(file)`` on a temporary binary file next to ``path``, then move it into place.
+
+    The file gets the usual permissions (0o666 less the umask), not the temporary file's 0o600.
+    """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
@@ -28,6 +38,7 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
+            os.fchmod(handle.fileno(), _file_mode())
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:

@@ -1,5 +1,7 @@
 """Atomic writes: complete files or nothing, never a stray temporary file."""
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -27,3 +29,12 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         atomic_write(target, broken)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["c.bin"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "d.bin", lambda handle: handle.write(b"x"))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "d.bin").stat().st_mode) == 0o644
