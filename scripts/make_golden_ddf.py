@@ -15,20 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from coding_helpers import FINE_STEPS, random_set  # noqa: E402
+from coding_helpers import FINE_STEPS, content_digest, random_set  # noqa: E402
 
 from ddfast.coding import decode, encode, quantize_at  # noqa: E402
 from ddfast.coding.container import FORMAT_VERSION  # noqa: E402
-
-
-def content_digest(qset) -> str:
-    """SHA-256 of a QuantizedSet's integers: latents, then every tensor's integers and steps."""
-    digest = hashlib.sha256(qset.latents.numpy().tobytes())
-    for spec in qset.specs:
-        digest.update(qset.integers(spec.name).numpy().tobytes())
-    for module in sorted(qset.steps):
-        digest.update(qset.steps[module].numpy().tobytes())
-    return digest.hexdigest()
 
 
 def main() -> None:

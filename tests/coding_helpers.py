@@ -1,6 +1,8 @@
 """Synthetic sets with non-trivial weights and realistic latents for the .ddf tests."""
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from ddfast.codec import CodecConfig, SyntheticSet
@@ -27,3 +29,13 @@ def random_set(counts, image_size, channels: int = 3, context: int = 16, depth: 
 def _laplace(shape, scale: float, gen: torch.Generator) -> torch.Tensor:
     u = torch.rand(shape, generator=gen) - 0.5
     return -scale * torch.sign(u) * torch.log1p(-2 * u.abs())
+
+
+def content_digest(qset) -> str:
+    """SHA-256 of a QuantizedSet's integers: latents, then every tensor's integers, then the steps."""
+    digest = hashlib.sha256(qset.latents.numpy().tobytes())
+    for spec in qset.specs:
+        digest.update(qset.integers(spec.name).numpy().tobytes())
+    for module in sorted(qset.steps):
+        digest.update(qset.steps[module].numpy().tobytes())
+    return digest.hexdigest()
