@@ -41,7 +41,8 @@ latent::Geometry make_geometry(const I32Array& grid_shapes, const I32Array& offs
 }
 
 // The fixed-point ARM weights of every slice: w [S, depth*C*C + 2C] int32, b [S, depth*C + 2] int64,
-// held as float64 (exact) for the vectorized ARM.
+// held as float64 (exact) for the vectorized ARM. `arms` points into `w` and `b` (moving the
+// struct keeps the vectors' buffers, so the pointers stay valid).
 struct SliceArms {
     std::vector<double> w, b;
     std::vector<latent::ArmWeights> arms;
@@ -55,7 +56,7 @@ SliceArms make_arms(const I32Array& w, const I64Array& b, int32_t depth, const l
             "arm weights must have shape [" + str(slices) + ", " + str(depth * c * c + 2 * c) + "]");
     require(b.ndim() == 2 && b.shape(0) == slices && b.shape(1) == depth * c + 2,
             "arm biases must have shape [" + str(slices) + ", " + str(depth * c + 2) + "]");
-    // The bounds that keep every accumulator in int64 (see latent_coder.h).
+    // The bounds that keep every accumulator an exact integer below 2^53 (see latent_coder.h).
     const int32_t* wd = w.data();
     for (int64_t i = 0; i < w.size(); ++i) {
         if (wd[i] <= -(1 << 25) || wd[i] >= (1 << 25)) require(false, "arm weight out of the fixed-point range");
