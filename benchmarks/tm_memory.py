@@ -94,7 +94,7 @@ def run_variant(variant: str, device: torch.device, steps: int) -> dict:
             unroll="graph" if variant == "ddfast-graph" else "recompute", seed=0, device=device,
         )
         if variant == "reference":
-            return reference_iteration(net, images, labels, tm._plan(images.shape[0], device), tm.dsa, tm.syn_lr)
+            return reference_iteration(net, images, labels, tm.draw_plan(images.shape[0], device), tm.dsa, tm.syn_lr)
         loss = tm(images, labels)
         loss.backward()
         return loss.detach()

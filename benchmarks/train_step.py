@@ -1,9 +1,16 @@
 """One codec training step: the batched multi-slice path versus a per-slice loop, same weights.
 
-A step is forward (quantize with noise, upsample, synthesis) + rate (contexts, ARM, Laplace bits)
+*step*: forward (quantize with noise, upsample, synthesis) + rate (contexts, ARM, Laplace bits)
 + backward of  sum(images * upstream) + bits / pixels  (the shape of a joint rate-utility step:
-the utility gradient arrives from outside as `upstream`). The loop runs the plain per-slice
+the utility gradient arrives from outside as `upstream`); the loop runs the plain per-slice
 reference codec (ddfast.codec.reference) slice after slice on views of the same stacked weights.
+
+*joint*: a whole joint rate-utility update, utility U = sum(normalized images * upstream), lr_it
+1000, ldb 5, ldb_it 10, per-slice clip 0.1, Adam. Fused: ``JointTrainer.update`` (one forward and
+one backward of all slices). Two-pass, the DD-RUO reference's scheme (``TensorPool.get_data`` +
+``backward``): decode every slice without gradients, backpropagate U to the images, then re-run
+each slice's codec with gradients and the same noise, backpropagate (image gradient x lr_it, rate
+gradient), clip and step -- with the per-slice reference codec.
 
     python benchmarks/train_step.py            # both shapes of issue 2
     python benchmarks/train_step.py --json     # one JSON object on the last line
@@ -18,8 +25,11 @@ import time
 
 import torch
 
-from ddfast.codec import CodecConfig, SyntheticSet
+from ddfast.codec import CodecConfig, SyntheticSet, clip_grad_norm_per_slice
 from ddfast.codec.reference import slice_forward
+from ddfast.distill.joint import JointTrainer, RateUtility, Stage
+
+WEIGHTS = RateUtility(lr_it=1000.0, ldb=5.0, stages=(Stage(10 ** 6, 10.0),))
 
 SHAPES = {
     "cifar10_10x64_v4-480": dict(classes=10, spc=64, size=32, synthesis="v4-480"),
@@ -52,6 +62,49 @@ def loop_step(syn: SyntheticSet, upstream: torch.Tensor, noise: torch.Tensor) ->
         start += size
 
 
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    return (images - 0.45) / 0.25
+
+
+class UpstreamUtility:
+    """U = sum(images * upstream): the utility's gradient arrives from outside (one update per iteration)."""
+
+    def __init__(self, upstream: torch.Tensor) -> None:
+        self.upstream = upstream
+
+    def run_iteration(self, iteration: int, update) -> float:
+        return update(lambda images, labels: (images * self.upstream).sum()).loss
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def joint_two_pass(syn: SyntheticSet, optimizer: torch.optim.Optimizer, upstream: torch.Tensor,
+                   noise: torch.Tensor) -> None:
+    w = WEIGHTS
+    rate_weight = w.stages[0].ldb_it * w.ldb
+    optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        quantized = syn.quantized_latents(noise=noise)
+        images = torch.cat([slice_forward(syn.stack, s, quantized[s], n)[0]
+                            for s, n in enumerate(syn.layout.slice_sizes)])
+    leaf = images.requires_grad_(True)
+    (normalize(leaf) * upstream).sum().backward()
+    quantized = syn.quantized_latents(noise=noise)
+    pixels = syn.num_pixels_per_slice
+    start = 0
+    for s, n in enumerate(syn.layout.slice_sizes):
+        slice_images, bits = slice_forward(syn.stack, s, quantized[s], n)
+        objective = (slice_images * leaf.grad[start:start + n]).sum() * w.lr_it + rate_weight * bits.sum() / pixels[s]
+        objective.backward(retain_graph=s + 1 < syn.num_slices)
+        start += n
+    clip_grad_norm_per_slice(syn.parameters(), w.max_grad_norm)
+    optimizer.step()
+
+
 def time_step(step, syn, upstream, noise, repeats: int, device: str) -> float:
     def once() -> float:
         syn.zero_grad(set_to_none=True)
@@ -82,9 +135,17 @@ def main() -> None:
         noise = syn.quantizer.sample_noise(syn.stack.latents, torch.Generator(args.device).manual_seed(1))
         batched = time_step(batched_step, syn, upstream, noise, args.repeats, args.device)
         loop = time_step(loop_step, syn, upstream, noise, args.repeats, args.device)
-        results[name] = {"batched_s": batched, "loop_s": loop, "speedup": loop / batched}
+        trainer = JointTrainer(syn, UpstreamUtility(upstream), WEIGHTS, normalize)
+        fused = time_step(lambda s, u, n: trainer.run_iteration(), syn, upstream, noise, args.repeats, args.device)
+        optimizer = torch.optim.Adam(syn.parameters(), lr=WEIGHTS.lr)
+        two_pass = time_step(lambda s, u, n: joint_two_pass(s, optimizer, u, n), syn, upstream, noise, args.repeats,
+                             args.device)
+        results[name] = {"batched_s": batched, "loop_s": loop, "speedup": loop / batched,
+                         "joint_fused_s": fused, "joint_two_pass_s": two_pass, "joint_speedup": two_pass / fused}
         print(f"{name:24s} batched {batched * 1e3:9.1f} ms   per-slice loop {loop * 1e3:9.1f} ms   "
               f"speed-up {loop / batched:5.2f}x")
+        print(f"{'':24s} joint fused {fused * 1e3:6.1f} ms   two-pass {two_pass * 1e3:9.1f} ms   "
+              f"speed-up {two_pass / fused:5.2f}x")
     if args.json:
         print(json.dumps(results))
 

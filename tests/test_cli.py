@@ -2,29 +2,28 @@
 import subprocess
 import sys
 
-import torch
-
 from ddfast.cli import main
 
 
-def test_demo_prints_psnr_and_size_and_writes_files(tmp_path, capsys):
-    png, saved = tmp_path / "demo.png", tmp_path / "syn.pt"
-    code = main(["demo", "--spc", "2", "--candidates", "2", "1", "--iterations", "3", "2",
-                 "--png", str(png), "--save", str(saved)])
-    out = capsys.readouterr().out
+def test_demo_runs_the_whole_job_and_prints_the_baseline(tmp_path, capsys):
+    png, out = tmp_path / "demo.png", tmp_path / "run"
+    code = main(["demo", "--preset", "bundled-dm-tiny", "--out", str(out), "--png", str(png), "--device", "cpu",
+                 "--quiet"])
+    printed = capsys.readouterr().out
     assert code == 0
-    assert "PSNR (dB)" in out and "latents (kB)" in out and "Ankle boot" in out
-    assert png.stat().st_size > 0
-    payload = torch.load(saved)
-    assert payload["images_per_class"] == [2] * 10 and payload["channels"] == 1
-    assert not list(tmp_path.glob("*.tmp"))
+    assert "DM-RUO: the .ddf file" in printed and "DM on pixels, 8-bit (baseline)" in printed
+    assert "shortened" in printed and "accuracy" in printed
+    assert (out / "distilled.ddf").is_file() and (out / "summary.json").is_file()
+    assert png.stat().st_size > 0 and not list(tmp_path.rglob("*.tmp"))
 
 
-def test_demo_rejects_bad_values(capsys):
-    assert main(["demo", "--spc", "0"]) == 2
-    assert "--spc must be >= 1" in capsys.readouterr().err
-    assert main(["demo", "--synthesis", "v9-9", "--iterations", "1", "1"]) == 2
+def test_demo_rejects_bad_values(tmp_path, capsys):
+    assert main(["demo", "--set", "spc=0", "--out", str(tmp_path / "a")]) == 2
+    assert "spc must be a positive integer" in capsys.readouterr().err
+    assert main(["demo", "--set", "synthesis=v9-9", "--out", str(tmp_path / "b")]) == 2
     assert "unknown synthesis version 'v9-9'" in capsys.readouterr().err
+    assert main(["demo", "--png", str(tmp_path / "missing" / "x.png"), "--out", str(tmp_path / "c")]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_console_entry_point_shows_help():

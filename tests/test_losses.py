@@ -262,3 +262,17 @@ def test_pixel_baselines_start_from_real_images_and_move(real, trajectory):
         assert (image - images[labels == c]).abs().amax(dim=(1, 2, 3)).min() == 0
     assert distill_tm(real, 1, [trajectory], iterations=1, arch=NET, syn_steps=1, expert_epochs=1, max_start_epoch=1,
                       progress=False).syn_lr is not None
+
+
+def test_as_8bit_keeps_what_an_8bit_image_file_keeps():
+    from ddfast.data import load
+    from ddfast.distill import as_8bit
+
+    data = load("bundled")
+    pixels = data.to_float()[:5]                      # exactly k/255 already: unchanged
+    torch.testing.assert_close(as_8bit(data.normalize(pixels), data), data.normalize(pixels))
+    drifted = data.normalize(pixels + 0.3 / 255) + 100.0 * (torch.arange(5) == 0).view(-1, 1, 1, 1)
+    stored = data.denormalize(as_8bit(drifted, data))
+    assert stored[0].eq(1.0).all()                    # clamped to the pixel range
+    torch.testing.assert_close(stored[1:], torch.clamp(pixels[1:] + 0.3 / 255, 0, 1).mul(255).round().div(255))
+    torch.testing.assert_close(stored[1:] * 255, (stored[1:] * 255).round())

@@ -1,6 +1,7 @@
 """Helpers shared by the subcommands: checking paths and arguments up front, reading .ddf files, PNG grids."""
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,20 @@ def parse_classes(text: str) -> list[int]:
     if len(set(classes)) != len(classes):
         raise ConfigError(f"--classes lists a class twice: {text!r}")
     return classes
+
+
+def parse_assignments(items: list[str]) -> dict:
+    """``["spc=20", "dsa=false"]`` -> ``{"spc": 20, "dsa": False}`` (values as JSON, else strings)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set takes FIELD=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
 
 
 def read_ddf(path: Path) -> bytes:

@@ -1,6 +1,6 @@
 """``ddfast encode``: post-quantize a saved SyntheticSet and write it as a .ddf file.
 
-The input is a set written by ``SyntheticSet.save`` (``ddfast demo --save`` writes one). Its
+The input is a set written by ``SyntheticSet.save`` (a run folder's ``distilled.pt`` is one). Its
 metadata's ``normalization`` and ``syn_lr``, when present, go into the file's header. The summary
 gives the file's size and where its bytes go, the largest MSE between each slice's quantized and
 float decode, and the latents' real bits (integer ARM) against the float ARM's estimate.
@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Register ``ddfast encode``."""
     p = subparsers.add_parser("encode", help="post-quantize a saved SyntheticSet and write its .ddf file",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("synthetic", help="saved SyntheticSet (.pt, e.g. from ddfast demo --save)")
+    p.add_argument("synthetic", help="saved SyntheticSet (.pt, e.g. a run folder's distilled.pt)")
     p.add_argument("-o", "--output", required=True, help="the .ddf file to write")
     p.add_argument("--mse-threshold", type=float, default=DEFAULT_MSE_THRESHOLD,
                    help=f"largest MSE per slice between quantized and float decode (default {DEFAULT_MSE_THRESHOLD:g})")

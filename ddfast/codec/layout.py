@@ -74,6 +74,12 @@ class SliceLayout:
         return torch.repeat_interleave(torch.arange(self.num_classes), torch.tensor(self.images_per_class),
                                        output_size=self.num_images)
 
+    def locate(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(slice, position in the slice) of class-major image indices, int64 tensors like ``indices``."""
+        starts = torch.cumsum(torch.tensor((0,) + self.slice_sizes), 0)
+        slice_of = torch.searchsorted(starts, indices.cpu(), right=True) - 1
+        return slice_of, indices.cpu() - starts[slice_of]
+
     def class_slices(self, label: int) -> list[int]:
         """Indices of the slices that hold class ``label``."""
         return [i for i, c in enumerate(self.slice_class) if c == label]

@@ -125,9 +125,39 @@ class SyntheticSet(nn.Module):
         quantized = self.quantized_latents(noise, generator)
         self._cached = (quantized, self.stack.latents._version)
         images = self.stack.decode(quantized, backend=self.backend)[self.valid]
-        if not self.training:
-            images = torch.round(images * OUTPUT_LEVELS) / OUTPUT_LEVELS
-        return images, self.labels
+        return self._output(images), self.labels
+
+    def forward_subset(self, indices: torch.Tensor, noise: torch.Tensor | None = None,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode only the images ``indices`` (class-major positions, any order): (images, labels).
+
+        All latents are quantized (``rate_bits()`` then measures the whole set, as after
+        ``forward``), but upsampling and synthesis run only for the slices' selected images: the
+        images equal those of ``forward()`` at the same positions.
+        """
+        index = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        if index.numel() and (index.min() < 0 or index.max() >= self.layout.num_images):
+            raise ConfigError(f"image indices must lie in [0, {self.layout.num_images})")
+        quantized = self.quantized_latents(noise, generator)
+        self._cached = (quantized, self.stack.latents._version)
+        slice_of, position = self.layout.locate(index)
+        # Per slice, its selected images first: rank of each index among its slice's selections.
+        order = torch.argsort(slice_of * self.layout.max_slice_size + position)
+        counts = torch.bincount(slice_of, minlength=self.num_slices)
+        width = max(int(counts.max()), 1) if index.numel() else 1
+        rank = torch.empty_like(index)
+        starts = torch.cumsum(counts, 0) - counts
+        rank[order] = torch.arange(index.numel()) - starts[slice_of[order]]
+        pick = torch.zeros(self.num_slices, width, dtype=torch.int64)
+        pick[slice_of, rank] = position
+        device = quantized.device
+        selected = quantized.gather(1, pick.to(device).unsqueeze(-1).expand(-1, -1, quantized.shape[-1]))
+        images = self.stack.decode(selected, backend=self.backend)[slice_of.to(device), rank.to(device)]
+        return self._output(images), self.labels[index.to(self.labels.device)]
+
+    def _output(self, images: torch.Tensor) -> torch.Tensor:
+        """Eval mode rounds images to 16-bit levels (multiples of 1/65535), as the reference."""
+        return images if self.training else torch.round(images * OUTPUT_LEVELS) / OUTPUT_LEVELS
 
     def rate_bits(self) -> torch.Tensor:
         """[S] differentiable estimated bits of each slice's latents.
@@ -211,12 +241,14 @@ class SyntheticSet(nn.Module):
         """Write the set (architecture, layout, weights, metadata) atomically with ``torch.save``."""
         payload = {"config": self.config.to_dict(), "images_per_class": list(self.layout.images_per_class),
                    "image_size": list(self.image_size), "channels": self.channels, "slice_size": self.slice_size,
-                   "metadata": dict(self.metadata), "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+                   "metadata": dict(self.metadata),
+                   "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
         atomic_torch_save(payload, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> "SyntheticSet":
-        """Read a set written by :meth:`save` (``ddfast demo --save`` writes one); ConfigError if it is not one."""
+        """Read a set written by :meth:`save` (a run folder's ``distilled.pt`` is one); ConfigError if
+        it is not one."""
         payload = load_torch_file(path, "synthetic set", ConfigError)
         keys = ("config", "images_per_class", "image_size", "channels", "slice_size", "state_dict")
         if not isinstance(payload, dict) or any(k not in payload for k in keys):

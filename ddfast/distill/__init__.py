@@ -1,6 +1,14 @@
 """Distillation machinery: DSA, ZCA, the reference networks, expert trajectories, the TM/GM/DM
 losses and the vanilla pixel baselines."""
-from ddfast.distill.baselines import PixelSet, distill_dm, distill_gm, distill_tm, images_per_class, pixel_set_bytes
+from ddfast.distill.baselines import (
+    PixelSet,
+    as_8bit,
+    distill_dm,
+    distill_gm,
+    distill_tm,
+    images_per_class,
+    pixel_set_bytes,
+)
 from ddfast.distill.dsa import DEFAULT_STRATEGY, DSA, DSAParams
 from ddfast.distill.experts import (
     ExpertBuffer,
@@ -22,5 +30,5 @@ __all__ = [
     "network_factory", "FlatModel", "flatten_params", "ClassSampler", "real_tensors",
     "ExpertBuffer", "ExpertConfig", "buffer_dir", "buffer_files", "load_buffer", "save_buffer", "train_experts",
     "TrajectoryMatching", "GradientMatching", "DistributionMatching", "get_loops",
-    "PixelSet", "distill_gm", "distill_dm", "distill_tm", "images_per_class", "pixel_set_bytes",
+    "PixelSet", "as_8bit", "distill_gm", "distill_dm", "distill_tm", "images_per_class", "pixel_set_bytes",
 ]

@@ -1,7 +1,8 @@
 """Vanilla pixel synthetic sets distilled with TM, GM or DM — the baselines at equal bytes.
 
 A pixel set stores its images as float32, so it costs N·C·H·W·4 bytes; ``images_per_class``
-turns a per-class byte budget into the number of images that budget buys. Every ``distill_*``
+turns a per-class byte budget into the number of images that budget buys. ``as_8bit`` gives a
+set as 8-bit pixels would keep it (N·C·H·W bytes), for comparisons at the bytes of an image file. Every ``distill_*``
 function initializes from random real images (class-major labels, as the references), shows a
 progress bar and returns a :class:`PixelSet` whose images live in the network's input space
 (normalized, or whitened if the real data were). ``max_seconds`` ends a run early after the
@@ -17,14 +18,14 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
+from ddfast.data import ImageDataset
 from ddfast.distill.dsa import DEFAULT_STRATEGY, DSA
 from ddfast.distill.experts import ExpertBuffer
 from ddfast.distill.losses import DistributionMatching, GradientMatching, TrajectoryMatching, get_loops
 from ddfast.distill.networks import default_convnet, get_network, network_factory
 from ddfast.distill.realdata import ClassSampler, RealData, derive_seed, real_tensors
-from ddfast.fileio import load_torch_file
 from ddfast.errors import ConfigError
-from ddfast.fileio import atomic_torch_save
+from ddfast.fileio import atomic_torch_save, load_torch_file
 
 FLOAT32_BYTES = 4
 Callback = Callable[[int, "PixelSet", float], None]
@@ -89,6 +90,13 @@ class PixelSet:
 def pixel_set_bytes(n: int, channels: int, height: int, width: int) -> int:
     """Bytes of ``n`` float32 images of C×H×W."""
     return n * channels * height * width * FLOAT32_BYTES
+
+
+def as_8bit(images: torch.Tensor, dataset: ImageDataset) -> torch.Tensor:
+    """Normalized ``images`` as 8-bit pixels keep them: back to [0, 1] with ``dataset``'s mean and std,
+    clamped, rounded to multiples of 1/255, normalized again."""
+    pixels = dataset.denormalize(images).clamp(0.0, 1.0)
+    return dataset.normalize(torch.round(pixels * 255.0) / 255.0)
 
 
 def images_per_class(budget_bytes: int, channels: int, height: int, width: int) -> int:

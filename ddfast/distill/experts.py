@@ -249,6 +249,12 @@ def train_experts(
     return buffer_files(directory)
 
 
+def _as_random_state(state) -> tuple:
+    """A ``random.Random`` state back from lists (as JSON or torch.load may have stored it)."""
+    version, internal, gauss = state
+    return int(version), tuple(int(v) for v in internal), gauss
+
+
 class ExpertBuffer:
     """Serves expert trajectories the way MTT's ``distill.py`` does.
 
@@ -284,20 +290,23 @@ class ExpertBuffer:
         if not load_all:
             self._rng.shuffle(self.files)
             self._file_idx, self._expert_idx = 0, 0
-            self._current = self._load(0)
+            self._load(0)
 
-    def _load(self, file_idx: int) -> list[Trajectory]:
-        experts = load_buffer(self.files[file_idx])[: self.max_experts]
-        if not experts:
+    def _load(self, file_idx: int, order: list[int] | None = None) -> None:
+        """Load a file's experts and shuffle the order they are served in (or restore ``order``)."""
+        self._current = load_buffer(self.files[file_idx])[: self.max_experts]
+        if not self._current:
             raise DatasetError(f"{self.files[file_idx]} holds no trajectories")
-        self._rng.shuffle(experts)
-        return experts
+        if order is None:
+            order = list(range(len(self._current)))
+            self._rng.shuffle(order)
+        self._order = order
 
     def next(self) -> Trajectory:
         """The next expert trajectory."""
         if self.load_all:
             return self._all[self._rng.randrange(len(self._all))]
-        trajectory = self._current[self._expert_idx]
+        trajectory = self._current[self._order[self._expert_idx]]
         self._expert_idx += 1
         if self._expert_idx == len(self._current):
             self._expert_idx = 0
@@ -306,7 +315,26 @@ class ExpertBuffer:
                 self._file_idx = 0
                 self._rng.shuffle(self.files)
             if len(self.files) == 1:
-                self._rng.shuffle(self._current)
+                self._rng.shuffle(self._order)
             else:
-                self._current = self._load(self._file_idx)
+                self._load(self._file_idx)
         return trajectory
+
+    def state_dict(self) -> dict:
+        """Where the buffer is in its sequence (for resuming a run exactly)."""
+        state = {"rng": self._rng.getstate()}
+        if not self.load_all:
+            state.update(files=[str(f) for f in self.files], file_idx=self._file_idx, expert_idx=self._expert_idx,
+                         order=list(self._order))
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the sequence a :meth:`state_dict` recorded (same source and truncation)."""
+        self._rng.setstate(_as_random_state(state["rng"]))
+        if not self.load_all:
+            by_name = {str(f): f for f in self.files}
+            if sorted(by_name) != sorted(state["files"]):
+                raise ConfigError("the expert buffer's files differ from those of the saved state")
+            self.files = [by_name[name] for name in state["files"]]
+            self._file_idx, self._expert_idx = int(state["file_idx"]), int(state["expert_idx"])
+            self._load(self._file_idx, [int(i) for i in state["order"]])

@@ -38,13 +38,24 @@ from ddfast.errors import ConfigError
 
 
 @dataclass
-class _Plan:
+class UnrollPlan:
     """Everything that fixes one unroll: start/target, minibatches and augmentation seeds."""
 
     start: torch.Tensor
     target: torch.Tensor
     batches: list[torch.Tensor]
     dsa_seeds: list[int | None]
+
+    def images_needed(self) -> torch.Tensor:
+        """The sorted synthetic indices the unroll's minibatches use."""
+        return torch.unique(torch.cat(self.batches)) if self.batches else torch.zeros(0, dtype=torch.long)
+
+    def on_subset(self, subset: torch.Tensor) -> "UnrollPlan":
+        """The same plan for a set holding only the images ``subset`` (sorted; every index the
+        minibatches use must be in it): batch indices become positions in ``subset``."""
+        subset = subset.to(self.batches[0].device) if self.batches else subset
+        batches = [torch.searchsorted(subset, b) for b in self.batches]
+        return UnrollPlan(self.start, self.target, batches, self.dsa_seeds)
 
 
 class TrajectoryMatching:
@@ -115,7 +126,12 @@ class TrajectoryMatching:
         self.syn_lr.clamp_(min=min_value)
 
     # -- planning -------------------------------------------------------------------------------
-    def _plan(self, n: int, device: torch.device) -> _Plan:
+    def draw_plan(self, n: int, device: torch.device | str) -> UnrollPlan:
+        """Draw the next unroll for a set of ``n`` images: expert, start epoch, minibatches, DSA seeds.
+
+        Drawing it before decoding lets a caller decode only ``plan.images_needed()``.
+        """
+        device = torch.device(device)
         trajectory = self.experts.next()
         last = self.max_start_epoch - 1 + self.expert_epochs
         if len(trajectory) <= last:
@@ -139,9 +155,9 @@ class TrajectoryMatching:
                 chunks = list(torch.randperm(n, generator=self.generator).split(batch))
             batches.append(chunks.pop().to(device))
         seeds: list[int | None] = [fresh_seed(self.generator) if self.dsa else None for _ in range(self.syn_steps)]
-        return _Plan(start, target, batches, seeds)
+        return UnrollPlan(start, target, batches, seeds)
 
-    def _step_loss(self, theta: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, plan: _Plan, k: int) -> torch.Tensor:
+    def _step_loss(self, theta: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, plan: UnrollPlan, k: int) -> torch.Tensor:
         idx = plan.batches[k]
         x = images[idx]
         if self.dsa is not None:
@@ -149,12 +165,13 @@ class TrajectoryMatching:
         return F.cross_entropy(self.model(theta, x), labels[idx])
 
     # -- the loss -------------------------------------------------------------------------------
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, plan: UnrollPlan | None = None) -> torch.Tensor:
         """TM loss of the synthetic set ``images`` [n, C, H, W] (network input space) with
-        hard ``labels`` [n]."""
+        hard ``labels`` [n]; ``plan`` (default: a fresh :meth:`draw_plan`) fixes the unroll."""
         self._check_inputs(images, labels)
         self.model.net.to(images.device)
-        plan = self._plan(images.shape[0], images.device)
+        if plan is None:
+            plan = self.draw_plan(images.shape[0], images.device)
         labels = labels.to(images.device, torch.long)
         if self.unroll == "graph":
             return self._graph_loss(images, labels, plan)
@@ -176,7 +193,7 @@ class TrajectoryMatching:
                 f"the student takes images shaped {self.image_shape} (C, H, W), got {tuple(images.shape[1:])}"
             )
 
-    def _graph_loss(self, images: torch.Tensor, labels: torch.Tensor, plan: _Plan) -> torch.Tensor:
+    def _graph_loss(self, images: torch.Tensor, labels: torch.Tensor, plan: UnrollPlan) -> torch.Tensor:
         theta = plan.start.clone().requires_grad_(True)
         for k in range(self.syn_steps):
             ce = self._step_loss(theta, images, labels, plan, k)
@@ -185,7 +202,7 @@ class TrajectoryMatching:
         return _normalized_distance(theta, plan)
 
 
-def _normalized_distance(theta: torch.Tensor, plan: _Plan) -> torch.Tensor:
+def _normalized_distance(theta: torch.Tensor, plan: UnrollPlan) -> torch.Tensor:
     return (theta - plan.target).pow(2).sum() / (plan.start - plan.target).pow(2).sum()
 
 
@@ -243,7 +260,7 @@ class _RecomputedUnroll(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, images: torch.Tensor, syn_lr: torch.Tensor, tm: TrajectoryMatching, labels: torch.Tensor, plan: _Plan
+        ctx: Any, images: torch.Tensor, syn_lr: torch.Tensor, tm: TrajectoryMatching, labels: torch.Tensor, plan: UnrollPlan
     ) -> torch.Tensor:
         device = images.device
         if device.type not in ("cpu", "meta") and _device_rng(device) is None and _has_active_dropout(tm.model.net):
