@@ -107,10 +107,7 @@ def joint_step(backend: str, spc: int) -> float:
         images, _, bits = syn.forward_with_rate(noise=noise)
         ((images * upstream).sum() + (bits / syn.num_pixels_per_slice).sum()).backward()
 
-    ms = timed(step, repeats=5)
-    del syn
-    torch.cuda.empty_cache()
-    return ms
+    return timed(step, repeats=5)
 
 
 def main() -> None:
@@ -139,7 +136,10 @@ def main() -> None:
                 print(f"{shape_name:17s}{op_name:18s}{mode:>9s}{row['torch']:>10.3f}{row['triton']:>11.3f}"
                       f"{speedup:>9.2f}x{bw_text}")
             torch.cuda.empty_cache()
-    step = {b: joint_step(b, 240) for b in ("torch", "triton")}
+    step = {}
+    for backend in ("torch", "triton"):
+        step[backend] = joint_step(backend, 240)
+        torch.cuda.empty_cache()  # the first set is gone before the second is built
     step["speedup"] = step["torch"] / step["triton"]
     results["joint_step_cifar10_spc240_v4-960"] = step
     print(f"joint training step, CIFAR-10 spc 240, v4-960: torch {step['torch']:.1f} ms, "
