@@ -31,6 +31,26 @@ def test_synthesis_single_channel_counts_and_shapes():
     assert net(torch.rand(2, 6, 28, 28)).shape == (2, 1, 28, 28)
 
 
+def test_latent_grids_follow_the_reference_count_for_the_image_size():
+    from ddfast.codec.config import default_grid_count
+
+    assert [default_grid_count((s, s)) for s in (1, 2, 7, 8, 28, 31, 32, 64, 128)] == [1, 2, 3, 4, 5, 5, 6, 6, 6]
+    assert default_grid_count((28, 200)) == 5  # the smaller side decides
+    mnist = ddfast.SyntheticSet(2, 28, num_classes=2, channels=1, config=ddfast.CodecConfig(synthesis="v4-40"))
+    assert mnist.config.n_grids == 5 and mnist.stack.grid_shapes[-1] == (2, 2)
+    assert sum(p.numel() for p in mnist.stack.synthesis.parameters()) == 2 * (341 - 40)  # 5 -> 40, not 6 -> 40
+    assert ddfast.SyntheticSet(1, 32, num_classes=1, config=ddfast.CodecConfig()).config.n_grids == 6
+    fixed = ddfast.SyntheticSet(1, 28, num_classes=1, config=ddfast.CodecConfig(n_grids=6))
+    assert fixed.config.n_grids == 6 and fixed.stack.grid_shapes[-1] == (1, 1)
+    with pytest.raises(ddfast.ConfigError, match="for_image_size"):
+        ddfast.CodecConfig().synthesis_layers(3)
+    with pytest.raises(ddfast.ConfigError, match="n_grids"):
+        ddfast.CodecConfig(n_grids=0)
+    data = ddfast.compress(mnist.eval(), mse_threshold=5e-5)
+    assert ddfast.inspect(data).config["n_grids"] == 5
+    assert ddfast.decompress(data)[0].shape == (4, 1, 28, 28)
+
+
 def test_synthesis_init_follows_reference():
     torch.manual_seed(0)
     net = ddfast.Synthesis("v5-240")

@@ -30,7 +30,7 @@ def test_sets_without_initial_latents_keep_their_layout_buffers():
     syn = SyntheticSet([3, 1], 8, channels=1, slice_size=2, device="cpu", init_latents=False)
     assert syn.valid.tolist() == [[True, True], [True, False], [True, False]]
     assert syn.labels.tolist() == [0, 0, 0, 1]
-    assert syn.stack.latents.shape == (3, 2, 64 + 16 + 4 + 1 + 1 + 1)  # grids 8x8, 4x4, 2x2, 1x1, 1x1, 1x1
+    assert syn.stack.latents.shape == (3, 2, 64 + 16 + 4 + 1)  # the reference's 4 grids at 8x8: 8, 4, 2, 1
 
 
 def test_device_names_are_checked():

@@ -133,7 +133,7 @@ def _make_sample(spec: FileSpec) -> Sample:
     return Sample(spec, data, head, payloads, container.spans, container.header_bytes, images, labels,
                   coding.decode(data),
                   [dict(s.bytes) for s in info.slices], [s.lanes for s in info.slices],
-                  container.header.layout.slice_class, len(tensor_specs(cfg, spec.channels)))
+                  container.header.layout.slice_class, len(tensor_specs(syn.config, spec.channels)))
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ class CodecStack(nn.Module):
         """init_latents=False leaves the latents uninitialized, allocated on ``device`` (for loading
         decoded latents without drawing or moving random ones); everything else starts on the CPU."""
         super().__init__()
-        self.config = config
+        self.config = config = config.for_image_size(tuple(image_size))
         self.image_size = tuple(image_size)
         self.channels = channels
         self.grid_shapes = grid_shapes(self.image_size, config.n_grids)

@@ -57,7 +57,7 @@ class SyntheticSet(nn.Module):
             raise ConfigError(f"channels must be a positive integer, got {channels!r}")
         if backend not in ops.BACKENDS:
             raise ConfigError(f"unknown ops backend {backend!r}; choose one of {ops.BACKENDS}")
-        self.config = config or CodecConfig()
+        self.config = (config or CodecConfig()).for_image_size(size)
         self.layout = SliceLayout.build(counts, slice_size)
         self.slice_size = slice_size
         self.backend = backend

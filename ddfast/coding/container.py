@@ -93,7 +93,7 @@ def write_header(h: Header) -> bytes:
     for n in h.images_per_class:
         out.uvarint(n)
     out.uvarint(h.slice_size or 0)
-    c = h.config
+    c = h.config.for_image_size(h.image_size)
     if c.synthesis not in SYNTHESIS_CODES:
         raise ConfigError(f"synthesis version {c.synthesis!r} has no .ddf code")
     for value in (SYNTHESIS_CODES[c.synthesis], c.arm_context, c.arm_depth, c.n_grids, c.upsample_kernel):
