@@ -1,12 +1,15 @@
 """File helpers: atomic writes, and reading ``torch.save`` files with clear errors.
 
-Writes go to a temporary file in the target's folder, then ``os.replace``: a reader never sees a
-half-written file, and a failed write leaves the old file (if any) in place and no temporary
-file behind. :func:`load_torch_file` turns every way a file can be missing or unreadable into
-one ddfast error naming the file.
+Writes go to a temporary file in the target's folder (``.<name>.<pid>.<random>.tmp``), then
+``os.replace`` and an fsync of the folder: a reader never sees a half-written file, and a failed
+write leaves the old file (if any) in place and no temporary file behind. A process killed in
+the middle of a write (SIGKILL) cannot clean up; its temporary file is removed by the next write
+to the same name once that process is gone. :func:`load_torch_file` turns every way a file can
+be missing or unreadable into one ddfast error naming the file.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -19,21 +22,66 @@ PathLike = str | os.PathLike
 
 
 def _file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give a new file: 0o666 less the process umask."""
+    """The mode a plain ``open(path, "w")`` would give a new file: 0o666 less the process umask
+    (read from /proc where it can be, since setting the umask to read it races with other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def _remove_stale_temporaries(folder: Path, name: str) -> None:
+    """Delete ``.<name>.<pid>.*.tmp`` files of writers that no longer run (killed mid-write)."""
+    prefix = f".{name}."
+    for leftover in folder.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid_text = leftover.name[len(prefix):].split(".", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _process_alive(int(pid_text)):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass  # another writer removed it first, or it is not ours to remove
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; a no-op where folders cannot be opened or synced."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write(file)`` on a temporary binary file next to ``path``, then move it into place.
 
     The file gets the usual permissions (0o666 less the umask), not the temporary file's 0o600.
+    Missing parent folders are created.
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    _remove_stale_temporaries(folder, target.name)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -47,6 +95,7 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
         except FileNotFoundError:
             pass
         raise
+    _fsync_folder(folder)
     return target
 
 

@@ -25,6 +25,7 @@ from ddfast.data import (
     subset_classes,
 )
 from ddfast.data.idx import MAGIC_IMAGES_U8, MAGIC_LABELS_U8, parse_idx
+from ddfast.data.imaging import decode_image
 from ddfast.errors import ConfigError, DatasetError
 
 RNG = np.random.default_rng(0)
@@ -152,6 +153,14 @@ def test_cifar_errors(tmp_path):
     _dump(folder / "test_batch", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]})
     with pytest.raises(DatasetError, match="2 images but 1"):
         load("cifar10", root=folder, split="test")
+    nested: list = [0]
+    for _ in range(100):
+        nested = [nested]
+    for data, found in ((nested, "list"), ([[0] * 3072] * 2, "list")):
+        _dump(folder / "test_batch", {b"data": data, b"labels": [0, 1]})
+        message = f"'data' must be a uint8 numpy array of shape \\[N, 3072\\], got a {found}"
+        with pytest.raises(DatasetError, match=message):
+            load("cifar10", root=folder, split="test")
 
     # a pickle that would run code is refused, not executed
     marker = tmp_path / "pwned"
@@ -281,6 +290,29 @@ def test_parse_idx_other_types():
     assert out.dtype == np.int32 and out.tolist() == [[0, 1, 2], [3, 4, 5]]
     with pytest.raises(DatasetError, match="no header"):
         parse_idx(b"\x00", "mem")
+
+
+def test_idx_sizes_that_overflow_and_gzip_bombs_are_refused_early(tmp_path):
+    from ddfast.data import idx
+
+    huge = (0x0803).to_bytes(4, "big") + b"".join((65536).to_bytes(4, "big") for _ in range(3))
+    with pytest.raises(DatasetError, match="truncated IDX file: header says 65536 x 65536 x 65536 values"):
+        parse_idx(huge, "mem")
+    wraps = (0x0C04).to_bytes(4, "big") + b"".join((1 << 16).to_bytes(4, "big") for _ in range(4))
+    with pytest.raises(DatasetError, match="truncated IDX file"):  # 2^64 x 4 bytes wraps in int64
+        parse_idx(wraps + b"\0" * 16, "mem")
+    header = (0x0803).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in (1, 28, 28))
+    bomb = gzip.compress(header + bytes(784) + bytes(64 << 20), compresslevel=9)
+    assert len(bomb) < 100_000
+    (tmp_path / "bomb.gz").write_bytes(bomb)
+    with pytest.raises(DatasetError, match="holds more than the 800 bytes its IDX header declares"):
+        idx.read_idx(tmp_path / "bomb.gz")
+    (tmp_path / "huge.gz").write_bytes(gzip.compress(huge))
+    with pytest.raises(DatasetError, match="declares .* bytes, more than the"):
+        idx.read_idx(tmp_path / "huge.gz")
+    two_members = gzip.compress(header + bytes(400)) + gzip.compress(bytes(384))
+    (tmp_path / "two.gz").write_bytes(two_members)
+    assert idx.read_idx(tmp_path / "two.gz").shape == (1, 28, 28)
 
 
 # ----------------------------------------------------------------------------- ImageNet
@@ -451,6 +483,32 @@ def test_imagefolder_sizes_gray_and_resize(tmp_path):
         load("imagefolder", root=tmp_path / "a")
     with pytest.raises(DatasetError, match="does not exist"):
         load("imagefolder", root=tmp_path / "zzz")
+
+
+def test_imagefolder_high_depth_images_keep_their_range(tmp_path):
+    """16-bit PNGs and float TIFFs scale to 0..255 (Pillow's convert would clip or truncate them);
+    values outside their range are refused, naming the file."""
+    ramp16 = np.array([[0, 257, 32896, 65535]], dtype=np.uint16).repeat(4, axis=0)
+    Image.fromarray(ramp16).save(tmp_path / "a16.png")
+    assert Image.open(tmp_path / "a16.png").mode.startswith("I")
+    ramp_f = np.array([[0.0, 0.25, 0.5, 1.0]], dtype=np.float32).repeat(4, axis=0)
+    Image.fromarray(ramp_f, mode="F").save(tmp_path / "f.tiff")
+    expected = torch.tensor([0, 1, 128, 255], dtype=torch.uint8)
+    for name, row in (("a16.png", expected), ("f.tiff", torch.tensor([0, 64, 128, 255], dtype=torch.uint8))):
+        gray = decode_image(tmp_path / name, channels=1)
+        assert gray.shape == (1, 4, 4) and torch.equal(gray[0, 0], row), name
+        assert torch.equal(decode_image(tmp_path / name, channels=3), gray.expand(3, -1, -1))
+    Image.fromarray(np.array([[0.0, 2.5]], dtype=np.float32), mode="F").save(tmp_path / "big.tiff")
+    with pytest.raises(DatasetError, match=r"big.tiff: float pixels must be finite and in \[0, 1\]"):
+        decode_image(tmp_path / "big.tiff", channels=1)
+    Image.fromarray(np.array([[0, 70000]], dtype=np.int32), mode="I").save(tmp_path / "i32.tiff")
+    with pytest.raises(DatasetError, match="i32.tiff: I pixels must be 16-bit"):
+        decode_image(tmp_path / "i32.tiff", channels=1)
+    folder = tmp_path / "set" / "cls"
+    folder.mkdir(parents=True)
+    Image.fromarray(ramp16).save(folder / "x.png")
+    ds = load("imagefolder", root=tmp_path / "set", progress=False)
+    assert ds.channels == 1 and torch.equal(ds.images[0, 0, 0], expected)
 
 
 # ----------------------------------------------------------------------------- bundled

@@ -85,6 +85,42 @@ def test_bad_inputs_raise():
         evaluate(*syn, _blobs(2, 1), arch=ARCH, runs=0, progress=False)
 
 
+def test_nonsense_sets_are_refused_before_training(monkeypatch):
+    import ddfast.eval.protocol as protocol
+
+    monkeypatch.setattr(protocol, "train_and_test", lambda *a, **k: pytest.fail("training started"))
+    syn, test = _blobs(2, 0), _blobs(2, 1)
+    with pytest.raises(ConfigError, match=r"synthetic labels 50, 51 are not classes of the test set \(its labels: 0\.\.1"):
+        evaluate(syn[0], syn[1] + 50, test, arch=ARCH, progress=False)
+    for which in (0, 1):
+        images = [syn[0].clone(), test[0].clone()]
+        images[which][0, 0, 0, 0] = float("nan")
+        images[which][1, 0, 0, 0] = float("inf")
+        what = ("synthetic", "test")[which]
+        with pytest.raises(ConfigError, match=f"the {what} images hold 2 NaN or infinite value"):
+            evaluate(images[0], syn[1], (images[1], test[1]), arch=ARCH, progress=False)
+
+
+def test_eval_cli_checks_device_and_json_path_before_training(tmp_path, capsys, monkeypatch):
+    from ddfast.cli import main
+    from ddfast.cli import eval as eval_module
+
+    monkeypatch.setattr(eval_module, "evaluate", lambda *a, **k: pytest.fail("training started"))
+    PixelSet(*_blobs(2, 0)).save(tmp_path / "syn.pt")
+    PixelSet(*_blobs(2, 1)).save(tmp_path / "test.pt")
+    (tmp_path / "afile").write_text("x")
+    base = ["eval", str(tmp_path / "syn.pt"), "--test-set", str(tmp_path / "test.pt"), "--quiet"]
+    for extra, message in ((["--device", "cuda:7"], "device 'cuda:7'"),
+                           (["--json", str(tmp_path / "afile" / "r.json")], "is not a folder"),
+                           (["--json", str(tmp_path / "nodir" / "r.json")], "does not exist"),
+                           (["--json", str(tmp_path)], "is a folder"),
+                           (["--json", str(tmp_path / "syn.pt")], "are the same file")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ddfast eval: error:") and message in err, err
+    assert not (tmp_path / "nodir").exists()
+
+
 def test_byte_budget_helpers():
     assert pixel_set_bytes(10, 3, 32, 32) == 10 * 3 * 32 * 32 * 4
     assert images_per_class(12_288 * 10 + 5, 3, 32, 32) == 10

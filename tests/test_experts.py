@@ -156,3 +156,16 @@ def test_manifest_is_written_with_sorted_keys(tmp_path):
     E._check_manifest(tmp_path, {"b": 1, "a": 2})
     assert (tmp_path / E.MANIFEST).read_text() == json.dumps({"a": 2, "b": 1}, indent=2) + "\n"
     assert [p.name for p in tmp_path.iterdir()] == [E.MANIFEST]  # no temporary file left behind
+
+
+def test_experts_cli_rejects_a_bad_device_or_buffer_path_before_any_work(tmp_path, capsys, monkeypatch):
+    from ddfast.cli import main
+
+    monkeypatch.setattr(E, "train_experts", lambda *a, **k: pytest.fail("training started"))
+    (tmp_path / "afile").write_text("x")
+    base = ["experts", "--dataset", "bundled", "--num-experts", "1", "--epochs", "1", "--zca", "--quiet"]
+    assert main([*base, "--buffer-path", str(tmp_path / "buf"), "--device", "cuda:7"]) == 2
+    assert "device 'cuda:7'" in capsys.readouterr().err and not (tmp_path / "buf").exists()  # no ZCA written
+    assert main([*base, "--buffer-path", str(tmp_path / "afile"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "ddfast experts: error: --buffer-path" in err and "cannot create the folder" in err

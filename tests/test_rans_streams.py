@@ -78,6 +78,8 @@ def test_malformed_bytes_raise_bitstream_error():
 
 def test_inconsistent_streams_are_rejected():
     with pytest.raises(ValueError, match="adds up to 3"):
+        rans.RansStreams(np.zeros(2, np.uint32), np.array([1, 2], np.int64))
+    with pytest.raises(ValueError, match="has an entry of 3, but there are 2 words"):
         rans.RansStreams(np.zeros(2, np.uint32), np.array([3], np.int64))
     with pytest.raises(ValueError, match="uint32"):
         rans.RansStreams(np.zeros(2, np.int32), np.array([2], np.int64))

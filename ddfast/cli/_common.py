@@ -38,6 +38,19 @@ def check_output_path(path: str, what: str) -> Path:
     return p
 
 
+def check_output_folder(path: str | os.PathLike, what: str) -> Path:
+    """Create the folder ``path`` (and its parents) if needed; ConfigError unless it then is a
+    writable folder (a file in the way, no permission, ...)."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{what} {path}: cannot create the folder: {err.strerror or err}") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {path}: the folder is not writable")
+    return p
+
+
 def check_distinct(paths: dict[str, str]) -> None:
     """ConfigError when two of the named paths (e.g. an input and an output) are the same file."""
     seen: dict[Path, str] = {}

@@ -19,6 +19,7 @@ import argparse
 
 import torch
 
+from ddfast.cli._common import check_distinct, check_output_path
 from ddfast.device import resolve_device
 from ddfast.distill.baselines import PixelSet
 from ddfast.distill.dsa import DEFAULT_STRATEGY
@@ -71,13 +72,17 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print ``mean ± std`` with every run's accuracy."""
     if args.zca and not args.dataset:
         raise ConfigError("--zca applies to --dataset test data; a --test-set must already be whitened")
+    device = resolve_device(args.device)
+    if args.json:
+        check_output_path(args.json, "--json")
+        check_distinct({"--json": args.json, "synthetic set": args.synthetic})
     syn = PixelSet.load(args.synthetic)
     test_images, test_labels = _test_tensors(args)
     arch = args.arch or default_convnet(syn.images.shape[2:])
     result = evaluate(
         syn.images, syn.labels, (test_images, test_labels), arch=arch, runs=args.runs, epochs=args.epochs,
         lr=args.lr, syn_lr=syn.syn_lr, batch=args.batch, dsa=not args.no_dsa, seed=args.seed, optimizer=args.optimizer,
-        dsa_strategy=args.dsa_strategy, device=resolve_device(args.device), progress=not args.quiet,
+        dsa_strategy=args.dsa_strategy, device=device, progress=not args.quiet,
     )
     print(result)
     if args.json:

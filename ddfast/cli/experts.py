@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from ddfast.cli._common import check_output_folder
 from ddfast.device import resolve_device
 from ddfast.distill.dsa import DEFAULT_STRATEGY
 from ddfast.distill.experts import ExpertConfig, buffer_dir, train_experts
@@ -62,13 +63,14 @@ def run(args: argparse.Namespace) -> int:
     """Train (or resume) the experts; prints the buffer folder."""
     from ddfast.data import load
 
+    device = resolve_device(args.device)
     train = load(args.dataset, args.data_root, "train")
     test = None if args.no_test else load(args.dataset, args.data_root, "test")
     model = args.model or default_convnet(train.image_size)
     reference, subset = reference_location(args.dataset)
     directory = buffer_dir(args.buffer_path, reference, model, zca=args.zca, subset=subset,
                            resolution=train.image_size[0] if subset else None)
-    directory.mkdir(parents=True, exist_ok=True)
+    check_output_folder(directory, "--buffer-path")
     if args.zca:
         zca = ZCA(eps=0.1).fit(train.to_float())
         zca.save(directory / "zca.pt")
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     )
     files = train_experts(
         images, train.labels, directory, args.num_experts, num_classes=train.num_classes, config=config,
-        device=resolve_device(args.device), test=test_pair, progress=not args.quiet,
+        device=device, test=test_pair, progress=not args.quiet,
     )
     print(f"{len(files)} buffer file(s) in {directory}")
     return 0

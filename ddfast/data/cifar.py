@@ -103,8 +103,11 @@ def _text(value: Any) -> str:
 
 def _read_batch(path: Path, layout: _CifarLayout) -> tuple[np.ndarray, np.ndarray]:
     record = load_pickle(path, f"{layout.name} batch")
-    data = np.asarray(_field(record, "data", path))
+    data = _field(record, "data", path)
     labels_raw = _field(record, layout.label_key, path)
+    if not isinstance(data, np.ndarray):
+        raise DatasetError(f"{path}: 'data' must be a uint8 numpy array of shape [N, 3072], "
+                           f"got a {type(data).__name__}")
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DatasetError(
             f"{path}: 'data' must be a uint8 array of shape [N, 3072], "

@@ -30,7 +30,8 @@ IMAGE_EXTENSIONS = (
 
 SizeArg = Union[None, int, Sequence[int]]
 
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+HIGH_DEPTH_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_GRAY_MODES = {"1", "L", "LA"} | HIGH_DEPTH_MODES
 
 
 def list_images(folder: Path, limit: int | None = None) -> list[Path]:
@@ -108,11 +109,37 @@ def is_gray_mode(mode: str) -> bool:
     return mode in _GRAY_MODES
 
 
+def _high_depth_to_uint8(img: Image.Image, path: Path) -> np.ndarray:
+    """A 16-bit, 32-bit integer or float single-channel image as 8-bit [H, W]: 16-bit values
+    (0..65535) scale by 255/65535, floats must lie in [0, 1]; anything else is refused."""
+    values = np.asarray(img, dtype=np.float64)
+    if img.mode == "F":
+        if not np.isfinite(values).all() or values.min() < 0.0 or values.max() > 1.0:
+            raise DatasetError(f"image {path}: float pixels must be finite and in [0, 1], found "
+                               f"[{np.nanmin(values):g}, {np.nanmax(values):g}]")
+        scaled = values * 255.0
+    else:
+        if values.min() < 0 or values.max() > 65535:
+            raise DatasetError(f"image {path}: {img.mode} pixels must be 16-bit (0..65535), found "
+                               f"[{values.min():g}, {values.max():g}]")
+        scaled = values * (255.0 / 65535.0)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
 def decode_image(path: Path, channels: int = 3) -> torch.Tensor:
-    """Decode a file with Pillow into a uint8 ``[C, H, W]`` tensor (RGB, or L if channels=1)."""
+    """Decode a file with Pillow into a uint8 ``[C, H, W]`` tensor (RGB, or L if channels=1).
+
+    16-bit and 32-bit integer grey images are scaled from 0..65535 and float ones from [0, 1] to
+    0..255 (Pillow's own conversion would clip or truncate them); other values are refused."""
     try:
         with Image.open(path) as img:
-            arr = np.asarray(img.convert("RGB" if channels == 3 else "L"))
+            if img.mode in HIGH_DEPTH_MODES:
+                gray = _high_depth_to_uint8(img, path)
+                arr = np.repeat(gray[..., None], 3, axis=2) if channels == 3 else gray
+            else:
+                arr = np.asarray(img.convert("RGB" if channels == 3 else "L"))
+    except DatasetError:
+        raise
     except Exception as exc:  # UnidentifiedImageError, truncated data, decompression bomb...
         raise DatasetError(f"cannot decode image {path}: {exc}") from exc
     t = torch.from_numpy(arr.copy())

@@ -141,6 +141,21 @@ def _num_classes(labels: torch.Tensor, test_labels: torch.Tensor, num_classes: i
     return int(num_classes)
 
 
+def _check_values(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor,
+                  test_labels: torch.Tensor) -> None:
+    """ConfigError for NaN/inf pixels, or synthetic labels of classes the test set does not have
+    (a network trained on them would still report an accuracy)."""
+    for what, x in (("synthetic", images), ("test", test_images)):
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ConfigError(f"the {what} images hold {bad} NaN or infinite value(s)")
+    unknown = sorted(set(labels.unique().tolist()) - set(test_labels.unique().tolist()))
+    if unknown:
+        shown = ", ".join(map(str, unknown[:10])) + (", ..." if len(unknown) > 10 else "")
+        raise ConfigError(f"synthetic labels {shown} are not classes of the test set "
+                          f"(its labels: {int(test_labels.min())}..{int(test_labels.max())})")
+
+
 def evaluate(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -184,6 +199,7 @@ def evaluate(
         raise ConfigError(f"test images are {tuple(test_images.shape[1:])}, synthetic images {tuple(images.shape[1:])}")
     optimizer, lr = resolve_optimizer(arch, optimizer, lr, syn_lr)
     num_classes = _num_classes(labels, test_labels, num_classes)
+    _check_values(images, labels, test_images, test_labels)
     device = torch.device(device) if device is not None else images.device
     images, labels = images.to(device), labels.to(device)
     c, h, w = images.shape[1:]

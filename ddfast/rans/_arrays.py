@@ -84,6 +84,9 @@ def lane_sizes_array(lane_sizes: Any, total: int) -> np.ndarray:
     sizes = int_array(lane_sizes, "lane_sizes", np.int64)
     if sizes.size and sizes.min() < 0:
         raise ValueError(f"lane_sizes has a negative entry at lane {int(np.argmax(sizes < 0))}")
+    if sizes.size and sizes.max() > total:  # also keeps the int64 sum below from wrapping
+        raise ValueError(f"lane_sizes has an entry of {int(sizes.max())} at lane {int(np.argmax(sizes))}, "
+                         f"but there are {total} symbols")
     if int(sizes.sum()) != total:
         raise ValueError(f"lane_sizes adds up to {int(sizes.sum())}, but there are {total} symbols")
     return sizes

@@ -79,10 +79,18 @@ def decode(streams: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_size
     """Decode lane_sizes[l] symbols from each lane with the parameters of encode.
 
     Returns int32 symbols (a tensor on mu_q's device when mu_q is a tensor, else a numpy array).
-    strict: raise BitstreamError unless every lane ends exactly (all words read, final state 0).
-    floor: as in encode.
-    Without strict, decoding past a lane's end is deterministic (as in constriction). A stream
-    whose last word is 0 always raises BitstreamError.
+    floor: as in encode. ValueError (before any decoding) for bad arguments.
+
+    strict=True (the default) raises BitstreamError for every lane that is not the exact
+    encoding of *some* lane_sizes[l] symbols under these parameters: words left over after the
+    last symbol, a final state other than the initial 0, a refill from a state the encoder never
+    leaves behind (cpp and cuda backends), or a last word of 0. So a lane that decodes without
+    error re-encodes to exactly its words. What strict cannot see: a damaged stream that happens
+    to be the exact encoding of other symbols -- e.g. words cut from the front of a lane (read
+    last) decode as the same symbols up to the cut and then symbols of a decaying state. rANS
+    words carry no redundancy; the .ddf file's CRC-32 per section catches such damage.
+    Without strict only a zero last word raises, and decoding past a lane's end is deterministic
+    (as in constriction).
     """
     streams = as_streams(streams)
     lo, hi = check_support(lo, hi)

@@ -27,6 +27,8 @@ class _ConstrictionLanes:
                 raise BitstreamError(f"rANS lane {lane}: {exc}") from exc
 
     def step(self, ids: np.ndarray, mu: np.ndarray, ls: np.ndarray) -> np.ndarray:
+        if not len(ids) == len(mu) == len(ls):  # the cpp lanes' check and message
+            raise ValueError("lane_ids, mu_q and logscale_q must have the same length")
         if len(ids) and (ids.min() < 0 or ids.max() >= self.num_lanes):
             raise ValueError(f"lane ids must lie in [0, {self.num_lanes})")
         if len(np.unique(ids)) != len(ids):
@@ -102,7 +104,9 @@ class IncrementalDecoder:
         return self._lanes.remaining_words()
 
     def finish(self, strict: bool = True) -> None:
-        """BitstreamError unless every lane has ended exactly (all words read, final state 0).
+        """BitstreamError unless every lane has ended exactly (all words read, final state 0, no
+        impossible refill): the guarantee of ``decode(strict=True)``, with the same limit -- a
+        damaged stream that is the exact encoding of other symbols passes (the .ddf CRCs catch it).
 
         Without strict only damage found while decoding is reported.
         """

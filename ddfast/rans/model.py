@@ -49,9 +49,14 @@ def ideal_bits(symbols: Any, mu: Any, scale: Any, lo: int, hi: int) -> float:
     folded into the edge symbols (the model the coder approximates), in float64.
     """
     lo, hi = check_support(lo, hi)
-    k = np.asarray(symbols, dtype=np.float64)
+    symbols = int_array(symbols, "symbols", np.int64)
+    check_symbols(symbols, lo, hi)
+    k = symbols.astype(np.float64)
     m = np.asarray(mu, dtype=np.float64)
     b = np.asarray(scale, dtype=np.float64)
+    if m.ndim > 1 or b.ndim > 1 or m.size not in (1, k.size) or b.size not in (1, k.size):
+        raise ValueError(f"mu and scale must be scalars or hold one value per symbol ({k.size}); "
+                         f"got {m.size} and {b.size}")
     if not (np.all(np.isfinite(m)) and np.all(np.isfinite(b)) and np.all(b > 0)):
         raise ValueError("mu must be finite and scale finite and > 0")
     left = np.where(k <= lo, -np.inf, k - 0.5)

@@ -10,7 +10,6 @@ from ddfast import _cpu
 FRAC_BITS = 8
 LS_MIN = int(_cpu.LAPLACE_LS_MIN)  # ln(b) = -5
 LS_MAX = int(_cpu.LAPLACE_LS_MAX)  # ln(b) = 6
-_MU_LIMIT = 2.0**31 / 2**FRAC_BITS  # |mu| below this fits MU in int32
 
 
 def quantize_params(mu: Any, scale: Any) -> tuple[Any, Any]:
@@ -18,16 +17,20 @@ def quantize_params(mu: Any, scale: Any) -> tuple[Any, Any]:
 
     Arrays give int32 arrays of the broadcast shape, scalars give ints. LS is clamped to the
     model's table range [LS_MIN, LS_MAX] (scale in [e^-5, e^6]), as the coder does anyway.
-    ValueError for a non-finite mean, a scale that is not finite and positive, or |mu| >= 2^23.
+    ValueError for a non-finite mean, a scale that is not finite and positive, or a mean whose
+    MU would not fit int32 (round(mu * 2^8) outside [-2^31, 2^31 - 1], about |mu| >= 2^23).
     """
     scalar = np.ndim(mu) == 0 and np.ndim(scale) == 0
     m = np.asarray(mu, dtype=np.float64)
     b = np.asarray(scale, dtype=np.float64)
     m, b = np.broadcast_arrays(m, b)
-    bad_mu = ~np.isfinite(m) | (np.abs(m) >= _MU_LIMIT)
+    with np.errstate(invalid="ignore"):  # the check below names non-finite values
+        q = np.rint(m * 2**FRAC_BITS)
+        bad_mu = ~np.isfinite(m) | (q < -(2**31)) | (q > 2**31 - 1)
     if bad_mu.any():
         i = np.unravel_index(np.argmax(bad_mu), m.shape)
-        raise ValueError(f"mu must be finite with |mu| < {_MU_LIMIT:.0f}; got {m[i]} at index {i}")
+        raise ValueError(f"mu must be finite with round(mu * 256) in the int32 range (about |mu| < 2^23); "
+                         f"got {m[i]} at index {i}")
     bad_b = ~(np.isfinite(b) & (b > 0))
     if bad_b.any():
         i = np.unravel_index(np.argmax(bad_b), b.shape)

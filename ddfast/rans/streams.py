@@ -74,6 +74,8 @@ class RansStreams:
             raise ValueError("lane_words must be a one-dimensional int64 array")
         if lane_words.size and lane_words.min() < 0:
             raise ValueError("lane_words has a negative entry")
+        if lane_words.size and lane_words.max() > words.size:  # also keeps the int64 sum from wrapping
+            raise ValueError(f"lane_words has an entry of {int(lane_words.max())}, but there are {words.size} words")
         if int(lane_words.sum()) != words.size:
             raise ValueError(f"lane_words adds up to {int(lane_words.sum())}, but there are {words.size} words")
         object.__setattr__(self, "words", words)
@@ -101,7 +103,10 @@ class RansStreams:
         return 32 * int(self.words.size)
 
     def lane(self, i: int) -> np.ndarray:
-        """Words of lane i (a view), exactly what constriction's AnsCoder(words) expects."""
+        """Words of lane i (a view), exactly what constriction's AnsCoder(words) expects;
+        ValueError unless 0 <= i < num_lanes."""
+        if not isinstance(i, (int, np.integer)) or isinstance(i, bool) or not 0 <= i < self.num_lanes:
+            raise ValueError(f"lane index must be an integer in [0, {self.num_lanes}), got {i!r}")
         off = self.offsets
         return self.words[off[i]:off[i + 1]]
 
