@@ -105,3 +105,12 @@ def test_tm_decodes_only_the_images_its_unroll_uses(monkeypatch):
         trainer.run_iteration()
     assert len(decoded) == 3 and all(len(d) <= 4 for d in decoded)  # 2 steps x 2 images of the 12
     assert utility.syn_lr != start_lr and utility.syn_lr >= 0.001
+
+
+def test_loss_parameters_get_the_plain_utility_gradient():
+    """TM's syn_lr learns from dU/d(syn_lr), not lr_it times it -- also when handed a generator."""
+    syn = _set(counts=(2, 2), slice_size=None, dtype=torch.float64)
+    scale = torch.nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+    trainer = JointTrainer(syn, None, RateUtility(lr_it=1000.0, ldb=1.0, stages=(Stage(1, 1.0),)), lambda x: x)
+    result = trainer.update(lambda images, labels: scale * images.sum(), loss_parameters=(p for p in [scale]))
+    torch.testing.assert_close(scale.grad, result.images.sum())

@@ -149,6 +149,7 @@ class JointTrainer:
         """One codec update with utility ``loss_fn(images, labels)`` (images of ``subset`` only, if
         given). ``loss_parameters`` (e.g. TM's syn_lr) receive the plain dU/dp, not lr_it times it."""
         syn = self.syn.train()
+        loss_parameters = list(loss_parameters)  # iterated twice below; may be a generator
         if subset is None:
             images, labels = syn(generator=self.noise)
         else:
