@@ -222,7 +222,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     # under about half an hour; a coarser warm-up (lower beta) buys more images per byte.
     _fashion_mnist("fashion-mnist-dm-1kb", "dm", 5, 10.0, ((500, 20.0), (500, 2.0)), 1.0,
                    "Fashion-MNIST, DM at 1 kB per class (a 2-core CPU: about 15 minutes + evaluation)"),
-    _fashion_mnist("fashion-mnist-dm-2kb", "dm", 16, 30.0, ((500, 20.0), (500, 2.0)), 2.0,
+    _fashion_mnist("fashion-mnist-dm-2kb", "dm", 14, 30.0, ((500, 20.0), (500, 2.0)), 2.0,
                    "Fashion-MNIST, DM at 2 kB per class (a 2-core CPU: about 15 minutes + evaluation)"),
     _fashion_mnist("fashion-mnist-dm-4kb", "dm", 32, 30.0, ((500, 20.0), (500, 2.0)), 4.0,
                    "Fashion-MNIST, DM at 4 kB per class (a 2-core CPU: about 20 minutes + evaluation)"),
@@ -231,7 +231,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     _fashion_mnist("fashion-mnist-gm-1kb", "gm", 6, 10.0, ((100, 1.0), (100, 0.1)), 1.0,
                    "Fashion-MNIST, GM at 1 kB per class, loops (1, 1) (a 2-core CPU: about 15 minutes + evaluation)",
                    gm_loops=(1, 1)),
-    _fashion_mnist("fashion-mnist-gm-2kb", "gm", 16, 30.0, ((100, 1.0), (100, 0.1)), 2.0,
+    _fashion_mnist("fashion-mnist-gm-2kb", "gm", 14, 30.0, ((100, 1.0), (100, 0.1)), 2.0,
                    "Fashion-MNIST, GM at 2 kB per class, loops (1, 1) (a 2-core CPU: about 20 minutes + evaluation)",
                    gm_loops=(1, 1)),
     # The demo and the tests: the bundled subset (50 training images per class), minutes or seconds.
