@@ -28,6 +28,12 @@ def _ninja_escape(path: str) -> str:
     return path.replace("$", "$$").replace(" ", "$ ").replace(":", "$:")
 
 
+# Per-source flags on top of the common ones. The training kernels may fuse multiply-adds (the
+# decoder's exact arithmetic elsewhere may not); -Wno-psabi: 64-byte vector types in the SSE/AVX2
+# clones of always-inlined helpers.
+FILE_FLAGS = {name: ["-ffp-contract=fast", "-Wno-psabi"] for name in ("cpu_ops.cpp", "cpu_image_ops.cpp")}
+
+
 class NinjaBuildExt(build_ext):
     """Compile each extension by writing a build.ninja file and running ninja on it."""
 
@@ -69,6 +75,9 @@ class NinjaBuildExt(build_ext):
             obj = build_dir / (Path(src).stem + ".o")
             objects.append(_ninja_escape(str(obj)))
             lines.append(f"build {_ninja_escape(str(obj))}: compile {_ninja_escape(str(src_path))}")
+            extra = FILE_FLAGS.get(Path(src).name)
+            if extra:
+                lines.append(f"  cflags = $cflags {' '.join(shlex.quote(f) for f in extra)}")
         lines.append(f"build {_ninja_escape(str(out_path))}: link {' '.join(objects)}")
         (build_dir / "build.ninja").write_text("\n".join(lines) + "\n")
 

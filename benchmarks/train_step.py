@@ -12,6 +12,11 @@ one backward of all slices). Two-pass, the DD-RUO reference's scheme (``TensorPo
 each slice's codec with gradients and the same noise, backpropagate (image gradient x lr_it, rate
 gradient), clip and step -- with the per-slice reference codec.
 
+*GFLOP/s*: the step's floating-point work (``step_flop``: the multiply-adds of the synthesis, the
+ARM and the upsampling, 2 FLOP each forward and 4 backward for the input and weight gradients; the
+elementwise rate and data movement are not counted) over the batched step's time, and its fraction
+of a float32 4096 x 4096 matmul's throughput measured in the same run.
+
     python benchmarks/train_step.py            # both shapes of issue 2
     python benchmarks/train_step.py --json     # one JSON object on the last line
 """
@@ -43,6 +48,35 @@ def build(shape: dict, device: str) -> tuple[SyntheticSet, torch.Tensor]:
                        config=config, generator=torch.Generator().manual_seed(0)).to(device).train()
     upstream = torch.randn(shape["classes"] * shape["spc"], 3, shape["size"], shape["size"], device=device)
     return syn, upstream
+
+
+def step_flop(syn: SyntheticSet) -> float:
+    """FLOP of one training step's nets (forward 2, backward 4 per multiply-add), all slices."""
+    stack = syn.stack
+    images = syn.layout.num_slices * stack.images_per_slice
+    h, w = stack.image_size
+    synthesis = sum(spec.in_channels * spec.out_channels * spec.kernel ** 2 for spec in stack.synthesis.layers)
+    c, depth = stack.config.arm_context, stack.config.arm_depth
+    latents = sum(gh * gw for gh, gw in stack.grid_shapes)
+    taps = (stack.upsampling_kernel.shape[-1] // 2 + 1) ** 2
+    levels = len(stack.grid_shapes)
+    upsampled = sum((levels - 1 - i) * gh * gw for i, (gh, gw) in enumerate(stack.grid_shapes[:-1]))
+    macs = images * (h * w * synthesis + latents * (depth * c * c + 2 * c) + upsampled * taps)
+    return 6.0 * macs
+
+
+def matmul_flop_per_s(size: int = 4096, repeats: int = 3) -> float:
+    """Throughput of a float32 size x size matmul on the CPU (best of ``repeats``)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2.0 * size ** 3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def batched_step(syn: SyntheticSet, upstream: torch.Tensor, noise: torch.Tensor) -> None:
@@ -130,6 +164,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, "
           f"{platform.processor() or platform.machine()}")
     results = {}
+    matmul = matmul_flop_per_s() if args.device == "cpu" else None
+    if matmul is not None:
+        print(f"float32 4096^2 matmul: {matmul / 1e9:.1f} GFLOP/s")
     for name in args.shape or list(SHAPES):
         syn, upstream = build(SHAPES[name], args.device)
         noise = syn.quantizer.sample_noise(syn.stack.latents, torch.Generator(args.device).manual_seed(1))
@@ -140,10 +177,18 @@ def main() -> None:
         optimizer = torch.optim.Adam(syn.parameters(), lr=WEIGHTS.lr)
         two_pass = time_step(lambda s, u, n: joint_two_pass(s, optimizer, u, n), syn, upstream, noise, args.repeats,
                              args.device)
+        flop = step_flop(syn)
         results[name] = {"batched_s": batched, "loop_s": loop, "speedup": loop / batched,
-                         "joint_fused_s": fused, "joint_two_pass_s": two_pass, "joint_speedup": two_pass / fused}
+                         "joint_fused_s": fused, "joint_two_pass_s": two_pass, "joint_speedup": two_pass / fused,
+                         "step_gflop": flop / 1e9, "step_gflop_per_s": flop / batched / 1e9}
         print(f"{name:24s} batched {batched * 1e3:9.1f} ms   per-slice loop {loop * 1e3:9.1f} ms   "
               f"speed-up {loop / batched:5.2f}x")
+        line = f"{'':24s} {flop / 1e9:.1f} GFLOP per step, {flop / batched / 1e9:.1f} GFLOP/s"
+        if matmul is not None:
+            results[name]["matmul_gflop_per_s"] = matmul / 1e9
+            results[name]["fraction_of_matmul"] = flop / batched / matmul
+            line += f" = {100 * flop / batched / matmul:.0f} % of the matmul's"
+        print(line)
         print(f"{'':24s} joint fused {fused * 1e3:6.1f} ms   two-pass {two_pass * 1e3:9.1f} ms   "
               f"speed-up {two_pass / fused:5.2f}x")
     if args.json:

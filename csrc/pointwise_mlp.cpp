@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "cpu_util.h"
 #include "multiversion.h"
 
 namespace ddfast {
@@ -266,6 +267,7 @@ FloatArray mlp_forward(const FloatArray& x, const std::vector<FloatArray>& weigh
         py::gil_scoped_release release;
 #pragma omp parallel
         {
+            const cpu::FlushDenormals flush;
             std::vector<float> acts(m.scratch());
 #pragma omp for schedule(static)
             for (int64_t job = 0; job < m.slices * tiles; ++job) {
@@ -308,6 +310,7 @@ py::tuple mlp_backward(const FloatArray& x, const std::vector<FloatArray>& weigh
         py::gil_scoped_release release;
 #pragma omp parallel
         {
+            const cpu::FlushDenormals flush;
             std::vector<float> acts(m.scratch()), g(TILE * widest), g_prev(TILE * widest);
             std::vector<std::vector<float>> gwt(k);
 #pragma omp for schedule(dynamic, 1)

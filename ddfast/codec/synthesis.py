@@ -108,8 +108,8 @@ def synthesis_forward(x: torch.Tensor, layers: tuple[LayerSpec, ...], weights: l
 class StackedSynthesis(nn.Module):
     """Synthesis networks of S slices with weights stacked on a leading slice dimension.
 
-    The leading 1x1 layers run as batched matmuls over channels-last pixels; the 3x3 layers as one
-    grouped conv with a group per slice. Weights are stored in conv layout [S, out, in, k, k].
+    The leading 1x1 layers run as batched matmuls over channels-last pixels (ops.pointwise_mlp); the
+    kxk layers as per-slice residual convs (ops.residual_conv). Weights are stored in conv layout [S, out, in, k, k].
     """
 
     def __init__(self, num_slices: int, layers: tuple[LayerSpec, ...],
@@ -134,13 +134,7 @@ class StackedSynthesis(nn.Module):
                    for i, spec in enumerate(head)]
         feats = ops.pointwise_mlp(feats, weights, list(self.biases[:self.num_pointwise]),
                                   [spec.relu for spec in head], backend=backend)
-        out_c = feats.shape[-1]
-        img = feats.reshape(s, n, h, w, out_c).permute(1, 0, 4, 2, 3).reshape(n, s * out_c, h, w)
+        img = feats.reshape(s, n, h, w, feats.shape[-1]).permute(0, 1, 4, 2, 3)
         for i in range(self.num_pointwise, len(self.layers)):
-            spec = self.layers[i]
-            pad = (spec.kernel - 1) // 2
-            weight = self.weights[i].reshape(s * spec.out_channels, spec.in_channels, spec.kernel, spec.kernel)
-            y = F.conv2d(F.pad(img, (pad,) * 4, mode="replicate"), weight, self.biases[i].reshape(-1),
-                         groups=s) + img
-            img = torch.relu(y) if spec.relu else y
-        return img.reshape(n, s, out_c, h, w).transpose(0, 1)
+            img = ops.residual_conv(img, self.weights[i], self.biases[i], self.layers[i].relu, backend=backend)
+        return img

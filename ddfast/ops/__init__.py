@@ -1,8 +1,9 @@
 """One function per hot operation of the codec, with a ``backend`` choice.
 
-``backend="auto"`` takes the Triton kernel for CUDA tensors when Triton is installed and the torch
-reference otherwise; ``"torch"`` and ``"triton"`` force one. On a CPU the Triton kernels run only
-under ``TRITON_INTERPRET=1`` (slowly: that mode exists to test them).
+Backends: ``"torch"`` (the reference implementations, any device and dtype), ``"cpu"`` (native C++
+kernels of ``ddfast._cpu``: float32 CPU tensors), ``"triton"`` (GPU kernels: CUDA tensors, or the
+CPU under ``TRITON_INTERPRET=1``, slowly: that mode exists to test them). ``"auto"`` takes Triton
+for CUDA tensors when it is installed, the native kernels for float32 CPU tensors, torch otherwise.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ddfast.errors import ConfigError
 from ddfast.ops import torch_ops
 from ddfast.ops.torch_ops import laplace_scale
 
-BACKENDS = ("auto", "torch", "triton")
+BACKENDS = ("auto", "torch", "cpu", "triton")
 
 
 @lru_cache(maxsize=1)
@@ -29,22 +30,41 @@ def _triton_module():
         return None
 
 
+@lru_cache(maxsize=1)
+def _cpu_module():
+    """ddfast.ops.cpu_ops, or None when the native module is missing."""
+    try:
+        return importlib.import_module("ddfast.ops.cpu_ops")
+    except ImportError:
+        return None
+
+
 def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def _native_ok(tensor: torch.Tensor) -> bool:
+    return tensor.device.type == "cpu" and tensor.dtype == torch.float32 and _cpu_module() is not None
+
+
 def resolve_backend(backend: str, tensor: torch.Tensor) -> str:
-    """The concrete backend ('torch' or 'triton') that ``backend`` selects for ``tensor``."""
+    """The concrete backend ('torch', 'cpu' or 'triton') that ``backend`` selects for ``tensor``."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown ops backend {backend!r}; choose one of {BACKENDS}")
     if backend == "torch":
         return "torch"
-    runnable = tensor.is_cuda or _interpreting()
     if backend == "auto":
-        return "triton" if tensor.is_cuda and _triton_module() is not None else "torch"
+        if tensor.is_cuda and _triton_module() is not None:
+            return "triton"
+        return "cpu" if _native_ok(tensor) else "torch"
+    if backend == "cpu":
+        if not _native_ok(tensor):
+            raise ConfigError("the cpu backend runs float32 CPU tensors (and needs ddfast's native module); got "
+                              f"{tensor.dtype} on {tensor.device}")
+        return "cpu"
     if _triton_module() is None:
         raise ConfigError("the Triton backend needs the triton package (pip install triton)")
-    if not runnable:
+    if not (tensor.is_cuda or _interpreting()):
         raise ConfigError("the Triton backend runs on CUDA tensors (or on the CPU under TRITON_INTERPRET=1)")
     return "triton"
 
@@ -60,8 +80,11 @@ def gather_context(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]]
 def laplace_rate(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor,
                  backend: str = "auto") -> torch.Tensor:
     """Bits of each integer(-ish) x under Laplace(mu, exp(clamp(s - 4, -4.6, 5))), at most 16."""
-    if resolve_backend(backend, x) == "triton":
+    chosen = resolve_backend(backend, x)
+    if chosen == "triton":
         return _triton_module().laplace_rate(x, mu, log_scale)
+    if chosen == "cpu":
+        return _cpu_module().laplace_rate(x, mu, log_scale)
     return torch_ops.laplace_rate(x, mu, log_scale)
 
 
@@ -70,22 +93,37 @@ def upsample_pyramid(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int
     """[S, n, M] flat grids and [S, K, K] kernels -> [S, n, L, H, W] upsampled latent stack."""
     if kernel.shape[-1] % 4:
         raise ConfigError(f"the upsampling kernel size must be a multiple of 4, got {kernel.shape[-1]}")
-    if resolve_backend(backend, latents) == "triton":
+    chosen = resolve_backend(backend, latents)
+    if chosen == "triton":
         return _triton_module().upsample_pyramid(latents, grid_shapes, kernel)
+    if chosen == "cpu":
+        return _cpu_module().upsample_pyramid(latents, grid_shapes, kernel)
     return torch_ops.upsample_pyramid(latents, grid_shapes, kernel)
+
+
+def residual_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, relu: bool,
+                  backend: str = "auto") -> torch.Tensor:
+    """Per-slice residual conv with replicate padding: [S, n, C, H, W], weights [S, C, C, k, k], biases
+    [S, C] -> act(conv(x) + b + x). The cpu path runs 3x3 kernels natively; Triton uses torch's conv."""
+    if resolve_backend(backend, x) == "cpu" and weight.shape[-1] == 3:
+        return _cpu_module().residual_conv(x, weight, bias, relu)
+    return torch_ops.residual_conv(x, weight, bias, relu)
 
 
 def pointwise_mlp(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
                   relus: Sequence[bool], backend: str = "auto") -> torch.Tensor:
     """Per-slice MLP over pixels [S, P, C0] -> [S, P, Ck] (weights [S, Ci, Ci+1], biases [S, Ci+1]).
 
-    The Triton path fuses the two-layer head of the v4 decoders; other shapes use the torch path.
+    The Triton path fuses the two-layer head of the v4 decoders (other shapes use the torch path);
+    the cpu path fuses that head and runs other shapes through the general native MLP.
     """
     chosen = resolve_backend(backend, x)
     if chosen == "triton" and _triton_module().supports_fused_mlp(relus):
         return _triton_module().pointwise_mlp(x, weights, biases, relus)
+    if chosen == "cpu":
+        return _cpu_module().pointwise_mlp(x, weights, biases, relus)
     return torch_ops.pointwise_mlp(x, weights, biases, relus)
 
 
-__all__ = ["BACKENDS", "gather_context", "laplace_rate", "laplace_scale", "pointwise_mlp", "resolve_backend",
-           "upsample_pyramid"]
+__all__ = ["BACKENDS", "gather_context", "laplace_rate", "laplace_scale", "pointwise_mlp", "residual_conv",
+           "resolve_backend", "upsample_pyramid"]

@@ -1,5 +1,5 @@
-"""Torch implementations of the hot operations: the twins of the Triton kernels, and the path
-taken on CPUs (where the pointwise MLP runs in ddfast._cpu).
+"""Torch implementations of the hot operations: the reference twins of the Triton (GPU) and
+native C++ (CPU) kernels, and the path taken where neither applies (e.g. float64).
 
 Index tables (context neighbours, polyphase taps) are built once per shape and device and cached.
 """
@@ -109,6 +109,18 @@ def _upsample_step(x: torch.Tensor, taps: torch.Tensor, out_size: tuple[int, int
     return up[..., :out_size[0], :out_size[1]].transpose(0, 1)
 
 
+def residual_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, relu: bool) -> torch.Tensor:
+    """[S, n, C, H, W] -> act(conv_kxk(pad(x)) + b + x) per slice (replicate padding), as one grouped conv."""
+    s, n, c, h, w = x.shape
+    k = weight.shape[-1]
+    pad = (k - 1) // 2
+    img = x.transpose(0, 1).reshape(n, s * c, h, w)
+    y = F.conv2d(F.pad(img, (pad,) * 4, mode="replicate"), weight.reshape(s * c, c, k, k), bias.reshape(-1),
+                 groups=s) + img
+    y = torch.relu(y) if relu else y
+    return y.reshape(n, s, c, h, w).transpose(0, 1)
+
+
 UpsampleLevel = Callable[[torch.Tensor, torch.Tensor, tuple[int, int]], torch.Tensor]
 
 
@@ -162,27 +174,10 @@ def _mlp_activations(x, weights, biases, relus) -> list[torch.Tensor]:
     return activations
 
 
-def _native_mlp(x: torch.Tensor):
-    """The C++ pointwise MLP of ddfast._cpu for float32 CPU tensors, else None."""
-    if x.device.type != "cpu" or x.dtype != torch.float32:
-        return None
-    try:
-        from ddfast import _cpu
-    except ImportError:
-        return None
-    return _cpu
-
-
-def _arrays(tensors):
-    return [t.detach().contiguous().numpy() for t in tensors]
-
-
 class _PointwiseMLP(torch.autograd.Function):
-    """Per-slice MLP over pixels [S, P, C0] -> [S, P, Ck] that stores no hidden activation.
-
-    On a CPU (float32) it runs the C++ kernel of ddfast._cpu; elsewhere the pixels are processed
-    in chunks in torch. Either way the backward recomputes activations, so the wide hidden layers
-    (up to 1200 channels per pixel) are never kept between forward and backward.
+    """Per-slice MLP over pixels [S, P, C0] -> [S, P, Ck] that stores no hidden activation: the
+    pixels are processed in chunks and the backward recomputes a chunk's activations, so the wide
+    hidden layers (up to 1200 channels per pixel) are never kept between forward and backward.
     """
 
     @staticmethod
@@ -190,10 +185,6 @@ class _PointwiseMLP(torch.autograd.Function):
         weights, biases = params[0::2], params[1::2]
         ctx.relus = relus
         ctx.save_for_backward(x, *params)
-        native = _native_mlp(x)
-        if native is not None:
-            return torch.from_numpy(native.mlp_forward(_arrays([x])[0], _arrays(weights), _arrays(biases),
-                                                       list(relus)))
         widths = [w.shape[-1] for w in weights]
         chunk = _pixel_chunk(x, widths)
         out = x.new_empty(x.shape[0], x.shape[1], widths[-1])
@@ -206,13 +197,6 @@ class _PointwiseMLP(torch.autograd.Function):
         x, *params = ctx.saved_tensors
         weights, biases = params[0::2], params[1::2]
         relus = ctx.relus
-        native = _native_mlp(x)
-        if native is not None and grad_out.dtype == torch.float32:
-            grad_x, grad_w, grad_b = native.mlp_backward(
-                _arrays([x])[0], _arrays(weights), _arrays(biases), list(relus), _arrays([grad_out])[0],
-                bool(ctx.needs_input_grad[0]))
-            grads = [torch.from_numpy(g) for pair in zip(grad_w, grad_b) for g in pair]
-            return (None if grad_x is None else torch.from_numpy(grad_x), None, *grads)
         grad_w = [torch.zeros_like(w) for w in weights]
         grad_b = [torch.zeros_like(b) for b in biases]
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None

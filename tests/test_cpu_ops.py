@@ -1,0 +1,182 @@
+"""ddfast.ops.cpu_ops: the native CPU kernels against their torch twins (outputs and gradients)."""
+import pytest
+import torch
+
+from ddfast import ops
+from ddfast.ops import cpu_ops, torch_ops
+
+
+def _dyadic(gen, *shape):
+    """Small multiples of 1/8: every product and sum below is exact in float32, in any order."""
+    return torch.randint(-8, 9, shape, generator=gen).float() / 8
+
+
+def _mlp_case(make, s, p, widths):
+    x = make(s, p, widths[0]).requires_grad_(True)
+    weights = [make(s, a, b).requires_grad_(True) for a, b in zip(widths, widths[1:])]
+    biases = [make(s, b).requires_grad_(True) for b in widths[1:]]
+    return x, weights, biases, make(s, p, widths[-1])
+
+
+def _outputs_and_grads(mlp, x, weights, biases, relus, upstream):
+    out = mlp(x, weights, biases, relus)
+    return out, torch.autograd.grad((out * upstream).sum(), [x, *weights, *biases])
+
+
+def _native(x, weights, biases, relus):
+    return ops.pointwise_mlp(x, weights, biases, relus, backend="cpu")
+
+
+@pytest.mark.parametrize("s,p,widths,relus,kernel", [
+    (3, 77, [6, 40, 3], [True, False], "head"),            # the v4 synthesis head (3 channels)
+    (2, 261, [5, 16, 1], [True, False], "head"),           # a 1-channel head, > one tile of pixels
+    (2, 45, [6, 24, 7, 3], [True, True, False], "mlp"),    # a v5-like head
+    (4, 67, [16, 16, 16, 2], [True, True, False], "arm"),  # the ARM at C = 16, depth 2
+    (2, 35, [32, 32, 2], [True, False], "arm"),            # the ARM at C = 32
+    (3, 19, [64, 64, 64, 64, 2], [True] * 4, "mlp"),       # a ReLU on the last layer: not the ARM
+    (3, 19, [64, 64, 64, 2], [True, True, False], "arm"),  # the ARM at C = 64, fewer latents than a tile
+    (1, 5, [16, 2], [False], "arm"),                       # an ARM of depth 0
+    (1, 5, [3, 17], [True], "mlp"),                        # fewer pixels than a tile, ReLU last
+])
+def test_native_mlp_is_exact_on_dyadic_inputs(s, p, widths, relus, kernel):
+    gen = torch.Generator().manual_seed(p)
+    x, weights, biases, upstream = _mlp_case(lambda *shape: _dyadic(gen, *shape), s, p, widths)
+    picked = "head" if cpu_ops.is_head(weights, relus) else "arm" if cpu_ops.is_arm(weights, relus) else "mlp"
+    assert picked == kernel
+    got, got_grads = _outputs_and_grads(_native, x, weights, biases, relus, upstream)
+    want, want_grads = _outputs_and_grads(torch_ops.pointwise_mlp_reference, x, weights, biases, relus, upstream)
+    assert torch.equal(got, want)
+    for a, b in zip(got_grads, want_grads):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("s,p,widths,relus", [
+    (3, 301, [7, 40, 3], [True, False]),
+    (5, 129, [16, 16, 16, 16, 16, 2], [True] * 4 + [False]),
+    (2, 77, [32, 32, 32, 2], [True, True, False]),
+])
+def test_native_mlp_matches_float64_on_random_inputs(s, p, widths, relus):
+    gen = torch.Generator().manual_seed(s * p)
+    x, weights, biases, upstream = _mlp_case(lambda *shape: torch.randn(*shape, generator=gen) / 2, s, p, widths)
+    got, got_grads = _outputs_and_grads(_native, x, weights, biases, relus, upstream)
+    as64 = [t.detach().double().requires_grad_(True) for t in (x, *weights, *biases)]
+    n = len(weights)
+    want, want_grads = _outputs_and_grads(torch_ops.pointwise_mlp_reference, as64[0], as64[1:1 + n],
+                                          as64[1 + n:], relus, upstream.double())
+    assert torch.allclose(got.double(), want, rtol=1e-4, atol=1e-4)
+    for a, b in zip(got_grads, want_grads):
+        assert torch.allclose(a.double(), b, rtol=1e-4, atol=1e-3 * b.abs().max().item())
+
+
+def test_native_mlp_without_input_grad():
+    gen = torch.Generator().manual_seed(0)
+    x, weights, biases, upstream = _mlp_case(lambda *shape: _dyadic(gen, *shape), 2, 50, [16, 16, 2])
+    x = x.detach()
+    out = _native(x, weights, biases, [True, False])
+    grads = torch.autograd.grad((out * upstream).sum(), [*weights, *biases])
+    want = torch_ops.pointwise_mlp_reference(x, weights, biases, [True, False])
+    assert torch.equal(out, want)
+    assert all(torch.equal(a, b) for a, b in zip(grads, torch.autograd.grad((want * upstream).sum(),
+                                                                             [*weights, *biases])))
+
+
+def test_auto_backend_picks_the_native_kernels_for_float32_cpu_tensors():
+    assert ops.resolve_backend("auto", torch.zeros(1)) == "cpu"
+    assert ops.resolve_backend("auto", torch.zeros(1, dtype=torch.float64)) == "torch"
+
+
+def test_native_mlp_rejects_mismatched_shapes():
+    from ddfast import _cpu
+
+    x = torch.zeros(2, 5, 6).numpy()
+    with pytest.raises(ValueError, match="weight 0 must be"):
+        _cpu.mlp_forward(x, [torch.zeros(2, 7, 4).numpy()], [torch.zeros(2, 4).numpy()], [True])
+    with pytest.raises(ValueError, match="grad_out must be"):
+        _cpu.mlp_backward(x, [torch.zeros(2, 6, 4).numpy()], [torch.zeros(2, 4).numpy()], [True],
+                          torch.zeros(2, 5, 3).numpy(), True)
+    with pytest.raises(ValueError, match="C = 16, 32 or 64"):
+        _cpu.arm_forward(x, [torch.zeros(2, 6, 2).numpy()], [torch.zeros(2, 2).numpy()])
+    with pytest.raises(ValueError, match="ARM layer 1 must be"):
+        _cpu.arm_forward(torch.zeros(2, 5, 16).numpy(), [torch.zeros(2, 16, 16).numpy(), torch.zeros(2, 16, 3).numpy()],
+                         [torch.zeros(2, 16).numpy(), torch.zeros(2, 3).numpy()])
+
+
+def _grads(fn, inputs, upstream):
+    out = fn(*inputs)
+    return out, torch.autograd.grad((out * upstream).sum(), [t for t in inputs if t.requires_grad])
+
+
+def _assert_twins(native, reference, inputs, upstream, rtol=1e-5, atol=1e-5):
+    got, got_grads = _grads(native, inputs, upstream)
+    want, want_grads = _grads(reference, inputs, upstream)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, rtol=rtol, atol=atol)
+    for a, b in zip(got_grads, want_grads):
+        assert torch.allclose(a, b, rtol=rtol, atol=atol * max(1.0, b.abs().max().item()))
+
+
+@pytest.mark.parametrize("s,n,c,h,w,relu", [
+    (3, 5, 3, 13, 29, True),   # RGB, odd sizes, several slices
+    (2, 4, 1, 28, 28, False),  # grey, the last layer (no ReLU)
+    (1, 2, 3, 1, 7, True),     # a single row
+    (4, 1, 2, 9, 1, False),    # a single column
+])
+def test_native_residual_conv_matches_torch(s, n, c, h, w, relu):
+    gen = torch.Generator().manual_seed(h * w + c)
+    x = torch.randn(s, n, c, h, w, generator=gen).requires_grad_(True)
+    weight = (torch.randn(s, c, c, 3, 3, generator=gen) / 3).requires_grad_(True)
+    bias = torch.randn(s, c, generator=gen).requires_grad_(True)
+    upstream = torch.randn(s, n, c, h, w, generator=gen)
+    _assert_twins(lambda *t: ops.residual_conv(*t, relu, backend="cpu"),
+                  lambda *t: torch_ops.residual_conv(*t, relu), [x, weight, bias], upstream)
+
+
+@pytest.mark.parametrize("s,b,h,w,out_h,out_w,k", [
+    (3, 5, 7, 9, 13, 18, 8),   # odd grid, cropped rows
+    (2, 6, 16, 16, 32, 32, 8),  # the finest CIFAR level
+    (1, 3, 1, 1, 2, 1, 4),     # a 1x1 grid, one output column
+    (2, 2, 4, 5, 8, 10, 12),   # a 12x12 kernel (7x7 taps per phase)
+])
+def test_native_upsample_level_matches_torch(s, b, h, w, out_h, out_w, k):
+    gen = torch.Generator().manual_seed(h * w + k)
+    x = torch.randn(s, b, h, w, generator=gen).requires_grad_(True)
+    taps = torch_ops.polyphase_taps(torch.randn(s, k, k, generator=gen) / k).detach().requires_grad_(True)
+    upstream = torch.randn(s, b, out_h, out_w, generator=gen)
+    _assert_twins(lambda *t: cpu_ops._upsample_level(*t, out_h, out_w),
+                  lambda *t: torch_ops._upsample_step(*t, (out_h, out_w)), [x, taps], upstream)
+
+
+def test_native_upsample_pyramid_matches_torch():
+    gen = torch.Generator().manual_seed(3)
+    grids = [(13, 11), (7, 6), (4, 3), (2, 2), (1, 1)]
+    latents = torch.randn(3, 4, sum(h * w for h, w in grids), generator=gen).mul(3).requires_grad_(True)
+    kernel = (torch.randn(3, 8, 8, generator=gen) / 8).requires_grad_(True)
+    upstream = torch.randn(3, 4, len(grids), 13, 11, generator=gen)
+    _assert_twins(lambda *t: ops.upsample_pyramid(*t[:1], grids, t[1], backend="cpu"),
+                  lambda *t: torch_ops.upsample_pyramid(t[0], grids, t[1]), [latents, kernel], upstream)
+
+
+def test_native_laplace_rate_matches_torch():
+    gen = torch.Generator().manual_seed(5)
+    shape = (3, 1001)
+    x = torch.randint(-40, 41, shape, generator=gen).float() + torch.rand(shape, generator=gen) - 0.5
+    mu = (torch.randn(shape, generator=gen) * 4).requires_grad_(True)
+    log_scale = (torch.rand(shape, generator=gen) * 12 - 2).requires_grad_(True)   # past both clamps
+    x.requires_grad_(True)
+    upstream = torch.rand(shape, generator=gen)
+    _assert_twins(lambda *t: ops.laplace_rate(*t, backend="cpu"), torch_ops.laplace_rate, [x, mu, log_scale],
+                  upstream, rtol=1e-4, atol=1e-4)
+    bits = ops.laplace_rate(x, mu, log_scale, backend="cpu")
+    assert bits.max() <= 16 and bits.min() >= 0
+
+
+def test_native_ops_reject_bad_shapes():
+    from ddfast import _cpu
+
+    with pytest.raises(ValueError, match=r"weight must be \[S, C, C, 3, 3\]"):
+        _cpu.conv3_forward(torch.zeros(2, 1, 3, 4, 4).numpy(), torch.zeros(2, 3, 3, 5, 5).numpy(),
+                           torch.zeros(2, 3).numpy(), True)
+    with pytest.raises(ValueError, match="at most twice"):
+        _cpu.upsample_forward(torch.zeros(1, 1, 3, 3).numpy(), torch.zeros(1, 4, 25).numpy(), 7, 6)
+    with pytest.raises(ValueError, match="mu must have"):
+        _cpu.rate_forward(torch.zeros(5).numpy(), torch.zeros(4).numpy(), torch.zeros(5).numpy())
