@@ -16,6 +16,10 @@ against kB per class (needs matplotlib).
 
     nice -n 19 python benchmarks/fmnist_rate_utility.py --out runs/fm_ru --eval-epochs 300 \\
         --jobs pixel:dm:10 ruo:fashion-mnist-dm-2kb
+
+A relaunched sweep skips the jobs already in ``results.jsonl`` and resumes a ``ruo`` run from its
+checkpoint.
+
     python benchmarks/fmnist_rate_utility.py --table runs/fm_ru/results.jsonl --plot fm.png
 """
 from __future__ import annotations
@@ -52,8 +56,9 @@ def _cpu_name() -> str:
 
 def run_ruo(name: str, args: argparse.Namespace) -> dict:
     overrides = {"eval_runs": args.eval_runs, "eval_epochs": args.eval_epochs}
-    summary = ddfast.distill(name, Path(args.out) / name, data_root=args.data_root, overrides=overrides,
-                             device="cpu", progress=not args.quiet)
+    run_dir = Path(args.out) / name
+    summary = ddfast.distill(name, run_dir, data_root=args.data_root, overrides=overrides, device="cpu",
+                             resume=(run_dir / "checkpoint.pt").exists(), progress=not args.quiet)
     preset = get_preset(name)
     return {"kind": "ruo", "method": preset.method, "name": name, "ipc": summary.images_per_class,
             "kb_per_class": summary.bytes_per_class / 1000, "budget_kb": summary.budget_kb,
@@ -83,6 +88,12 @@ def run_pixel(method: str, ipc: int, args: argparse.Namespace) -> dict:
             "iterations": iterations, "batch_real": settings.batch_real, "accuracy_mean": result.mean,
             "accuracy_std": result.std, "accuracies": list(result.accuracies),
             "seconds": {"distill": distill_seconds, "eval": time.perf_counter() - start}}
+
+
+def _job_name(spec: str) -> str:
+    """The ``name`` a job's record gets (so a relaunched sweep skips finished jobs)."""
+    parts = spec.split(":")
+    return f"{parts[1]}-pixels-ipc{parts[2]}" if parts[0] == "pixel" and len(parts) == 3 else parts[-1]
 
 
 def run_job(spec: str, args: argparse.Namespace) -> dict:
@@ -166,9 +177,14 @@ def main() -> None:
             plot(records, args.plot)
         return
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    results = Path(args.out) / "results.jsonl"
+    done = {json.loads(line)["name"] for line in open(results) if line.strip()} if results.exists() else set()
     for spec in args.jobs:
+        if _job_name(spec) in done:
+            print(f"{spec}: already in {results}, skipped", flush=True)
+            continue
         record = run_job(spec, args)
-        with open(Path(args.out) / "results.jsonl", "a") as f:
+        with open(results, "a") as f:
             f.write(json.dumps(record) + "\n")
         print(json.dumps({k: record[k] for k in ("name", "kb_per_class", "accuracy_mean", "accuracy_std")}), flush=True)
 
