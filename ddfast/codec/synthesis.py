@@ -108,8 +108,9 @@ def synthesis_forward(x: torch.Tensor, layers: tuple[LayerSpec, ...], weights: l
 class StackedSynthesis(nn.Module):
     """Synthesis networks of S slices with weights stacked on a leading slice dimension.
 
-    The leading 1x1 layers run as batched matmuls over channels-last pixels (ops.pointwise_mlp); the
-    kxk layers as per-slice residual convs (ops.residual_conv). Weights are stored in conv layout [S, out, in, k, k].
+    The leading 1x1 layers run as batched matmuls over channels-last pixels (ops.pointwise_mlp), the
+    kxk layers as per-slice residual convs (ops.residual_conv). Weights are stored in conv layout
+    [S, out, in, k, k].
     """
 
     def __init__(self, num_slices: int, layers: tuple[LayerSpec, ...],
