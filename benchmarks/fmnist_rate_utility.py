@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -38,20 +37,11 @@ from ddfast.data import load
 from ddfast.distill import as_8bit, distill_dm, distill_gm
 from ddfast.distill.presets import get_preset
 from ddfast.eval import evaluate
+from fmnist_baselines import _device_name  # the sibling benchmark script
 
 PIXEL_SETTINGS = {"dm": "fashion-mnist-dm-2kb", "gm": "fashion-mnist-gm-2kb"}
 PIXEL_LR = {"dm": 1.0, "gm": 0.1}   # the references' lr_img
 BYTES_8BIT, BYTES_FLOAT32 = 28 * 28, 28 * 28 * 4
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 def run_ruo(name: str, args: argparse.Namespace) -> dict:
@@ -104,7 +94,7 @@ def run_job(spec: str, args: argparse.Namespace) -> dict:
         record = run_pixel(parts[1], int(parts[2]), args)
     else:
         raise SystemExit(f"bad job {spec!r}: use ruo:PRESET or pixel:dm|gm:IPC")
-    record.update(date=datetime.date.today().isoformat(), cpu=_cpu_name(), torch=torch.__version__,
+    record.update(date=datetime.date.today().isoformat(), cpu=_device_name(torch.device("cpu")), torch=torch.__version__,
                   threads=torch.get_num_threads(), eval_runs=args.eval_runs, eval_epochs=args.eval_epochs)
     return record
 
