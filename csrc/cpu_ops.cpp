@@ -1,5 +1,5 @@
-// pybind11 glue of the native CPU training kernels (ddfast.ops.cpu_ops): the fused synthesis head
-// and the ARM's MLP.
+// pybind11 glue of the native CPU training kernels (ddfast.ops.cpu_ops): the fused synthesis head,
+// the ARM's MLP, and the latent rate (context gather + ARM + Laplace bits in one pass).
 //
 // Threads split (slice, pixel tile) jobs; weight gradients go to per-thread accumulators that are
 // summed at the end, so any number of slices keeps both cores busy. This file is compiled with
@@ -18,6 +18,7 @@
 #include "bindings.h"
 #include "cpu_util.h"
 #include "head_mlp.h"
+#include "laplace_rate.h"
 #include "multiversion.h"
 
 namespace ddfast {
@@ -188,13 +189,12 @@ struct ArmLayouts {
     }
 };
 
-ArmLayouts arm_layouts(const FloatArray& x, const std::vector<FloatArray>& weights,
+ArmLayouts arm_layouts(int64_t slices, int64_t width, const std::vector<FloatArray>& weights,
                        const std::vector<FloatArray>& biases) {
-    require(x.ndim() == 3, "x must be [S, N, C]");
     require(!weights.empty() && weights.size() == biases.size(), "need one bias per weight");
     ArmLayouts l;
-    l.slices = x.shape(0);
-    l.c = x.shape(2);
+    l.slices = slices;
+    l.c = width;
     l.depth = static_cast<int64_t>(weights.size()) - 1;
     require(l.c == 16 || l.c == 32 || l.c == 64, "the native ARM takes C = 16, 32 or 64");
     const int64_t c = l.c, cc = c * c, s_n = l.slices;
@@ -246,18 +246,11 @@ void arm_forward_tile(int64_t c, const float* x, int64_t tile, const arm::Weight
 
 DDFAST_MULTIVERSION
 void arm_backward_tile(int64_t c, const float* x, const float* go, int64_t tile, const arm::Weights& w,
-                       float* acts, float* out16, float* g, float* g2, float* gx, float* gw, float* gb, float* gwot,
+                       const float* acts, float* g, float* g2, float* gx, float* gw, float* gb, float* gwot,
                        float* gbo) {
-    if (c == 16) {
-        arm::forward_tile<1>(x, tile, w, acts, out16);
-        arm::backward_tile<1>(x, go, tile, w, acts, g, g2, gx, gw, gb, gwot, gbo);
-    } else if (c == 32) {
-        arm::forward_tile<2>(x, tile, w, acts, out16);
-        arm::backward_tile<2>(x, go, tile, w, acts, g, g2, gx, gw, gb, gwot, gbo);
-    } else {
-        arm::forward_tile<4>(x, tile, w, acts, out16);
-        arm::backward_tile<4>(x, go, tile, w, acts, g, g2, gx, gw, gb, gwot, gbo);
-    }
+    if (c == 16) arm::backward_tile<1>(x, go, tile, w, acts, g, g2, gx, gw, gb, gwot, gbo);
+    else if (c == 32) arm::backward_tile<2>(x, go, tile, w, acts, g, g2, gx, gw, gb, gwot, gbo);
+    else arm::backward_tile<4>(x, go, tile, w, acts, g, g2, gx, gw, gb, gwot, gbo);
 }
 
 // Rows [p0, p0 + rows) of a [N, width] array into a zero-padded [tile, width] buffer.
@@ -266,9 +259,37 @@ void copy_tile(const float* src, int64_t p0, int64_t rows, int64_t width, int64_
     std::fill(dst + rows * width, dst + tile * width, 0.0f);
 }
 
+// The per-thread weight-gradient accumulators summed into torch's layouts: ([dW_l], [db_l]).
+py::tuple arm_weight_grads(const ArmLayouts& l, const cpu::Partials& partials) {
+    const int64_t depth = l.depth, c = l.c;
+    py::list gws, gbs;
+    std::vector<float*> pw, pb;
+    for (int64_t k = 0; k <= depth; ++k) {
+        const int64_t co = k < depth ? c : arm::OUT;
+        FloatArray wk({l.slices, c, co}), bk({l.slices, co});
+        pw.push_back(wk.mutable_data());
+        pb.push_back(bk.mutable_data());
+        gws.append(wk);
+        gbs.append(bk);
+    }
+    for (int64_t s = 0; s < l.slices; ++s) {
+        const std::vector<float> sum = partials.reduce(s);
+        for (int64_t k = 0; k < depth; ++k) {
+            std::copy(sum.begin() + k * c * c, sum.begin() + (k + 1) * c * c, pw[k] + s * c * c);
+            std::copy(sum.begin() + depth * c * c + k * c, sum.begin() + depth * c * c + (k + 1) * c, pb[k] + s * c);
+        }
+        const float* gwot = sum.data() + depth * c * c + depth * c;
+        for (int64_t i = 0; i < c; ++i)
+            for (int64_t o = 0; o < arm::OUT; ++o) pw[depth][(s * c + i) * arm::OUT + o] = gwot[o * c + i];
+        for (int64_t o = 0; o < arm::OUT; ++o) pb[depth][s * arm::OUT + o] = gwot[arm::OUT * c + o];
+    }
+    return py::make_tuple(gws, gbs);
+}
+
 FloatArray arm_forward(const FloatArray& x, const std::vector<FloatArray>& weights,
                        const std::vector<FloatArray>& biases) {
-    const ArmLayouts l = arm_layouts(x, weights, biases);
+    require(x.ndim() == 3, "x must be [S, N, C]");
+    const ArmLayouts l = arm_layouts(x.shape(0), x.shape(2), weights, biases);
     const int64_t n = x.shape(1), c = l.c, tile = arm_tile(c), tiles = (n + tile - 1) / tile;
     FloatArray out({l.slices, n, static_cast<int64_t>(arm::OUT)});
     const float* src = x.data();
@@ -296,7 +317,8 @@ FloatArray arm_forward(const FloatArray& x, const std::vector<FloatArray>& weigh
 
 py::tuple arm_backward(const FloatArray& x, const std::vector<FloatArray>& weights,
                        const std::vector<FloatArray>& biases, const FloatArray& grad_out, bool need_grad_x) {
-    const ArmLayouts l = arm_layouts(x, weights, biases);
+    require(x.ndim() == 3, "x must be [S, N, C]");
+    const ArmLayouts l = arm_layouts(x.shape(0), x.shape(2), weights, biases);
     const int64_t n = x.shape(1), c = l.c, tile = arm_tile(c), tiles = (n + tile - 1) / tile, depth = l.depth;
     require(grad_out.ndim() == 3 && grad_out.shape(0) == l.slices && grad_out.shape(1) == n &&
                 grad_out.shape(2) == arm::OUT,
@@ -321,37 +343,148 @@ py::tuple arm_backward(const FloatArray& x, const std::vector<FloatArray>& weigh
                 copy_tile(go + s * n * arm::OUT, p0, rows, arm::OUT, tile, got.data());
                 float* acc = partials.mine(s);
                 const arm::Weights w = l.slice(s);
-                arm_backward_tile(c, xt.data(), got.data(), tile, w, acts.data(), out16.data(), g.data(), g2.data(),
+                arm_forward_tile(c, xt.data(), tile, w, acts.data(), out16.data());
+                arm_backward_tile(c, xt.data(), got.data(), tile, w, acts.data(), g.data(), g2.data(),
                                   gx != nullptr ? gxt.data() : nullptr, acc, acc + depth * c * c,
                                   acc + depth * c * c + depth * c, acc + depth * c * c + depth * c + arm::OUT * c);
                 if (gx != nullptr) std::copy(gxt.data(), gxt.data() + rows * c, gx + (s * n + p0) * c);
             }
         }
     }
-    py::list gws, gbs;
-    std::vector<float*> pw, pb;
-    for (int64_t k = 0; k <= depth; ++k) {
-        const int64_t co = k < depth ? c : arm::OUT;
-        FloatArray wk({l.slices, c, co}), bk({l.slices, co});
-        pw.push_back(wk.mutable_data());
-        pb.push_back(bk.mutable_data());
-        gws.append(wk);
-        gbs.append(bk);
-    }
-    for (int64_t s = 0; s < l.slices; ++s) {
-        const std::vector<float> sum = partials.reduce(s);
-        for (int64_t k = 0; k < depth; ++k) {
-            std::copy(sum.begin() + k * c * c, sum.begin() + (k + 1) * c * c, pw[k] + s * c * c);
-            std::copy(sum.begin() + depth * c * c + k * c, sum.begin() + depth * c * c + (k + 1) * c, pb[k] + s * c);
-        }
-        const float* gwot = sum.data() + depth * c * c + depth * c;
-        for (int64_t i = 0; i < c; ++i)
-            for (int64_t o = 0; o < arm::OUT; ++o) pw[depth][(s * c + i) * arm::OUT + o] = gwot[o * c + i];
-        for (int64_t o = 0; o < arm::OUT; ++o) pb[depth][s * arm::OUT + o] = gwot[arm::OUT * c + o];
-    }
-    return py::make_tuple(need_grad_x ? py::object(grad_x) : py::none(), gws, gbs);
+    const py::tuple grads = arm_weight_grads(l, partials);
+    return py::make_tuple(need_grad_x ? py::object(grad_x) : py::none(), grads[0], grads[1]);
 }
 
+
+// -------------------------------------------------- latent rate: context gather + ARM + Laplace bits
+// Bits of every latent of S slices x n images, [S, n, M], under the ARM's Laplace model of its
+// causal context, with no [S, n * M, C] context array: each (slice, image) job copies its M latents
+// into a buffer whose slot M is zero, gathers a tile's contexts through the [M, C] neighbour table
+// (entries in [0, M], M = outside the grid), runs the ARM on the tile and the rate on its rows.
+// The backward recomputes the tile and scatters the context gradient into the image's latent
+// gradient (jobs own whole images, so no two threads write the same latent).
+using IndexArray = py::array_t<int32_t, py::array::c_style>;
+
+struct LatentRateJob {
+    int64_t slices, images, m, c;
+};
+
+LatentRateJob latent_rate_job(const FloatArray& latents, const IndexArray& neighbours) {
+    require(latents.ndim() == 3, "latents must be [S, n, M]");
+    require(neighbours.ndim() == 2 && neighbours.shape(0) == latents.shape(2), "neighbours must be [M, C]");
+    const LatentRateJob job{latents.shape(0), latents.shape(1), latents.shape(2), neighbours.shape(1)};
+    const int32_t* nb = neighbours.data();
+    for (int64_t e = 0; e < job.m * job.c; ++e)
+        require(nb[e] >= 0 && nb[e] <= job.m, "neighbour entries must lie in [0, M]");
+    return job;
+}
+
+// Rows [p0, p0 + rows) of one image's contexts into a [tile, C] tile, zero rows after `rows`.
+void gather_tile(const float* padded, const int32_t* nb, int64_t c, int64_t p0, int64_t rows, int64_t tile,
+                 float* xt) {
+    for (int64_t p = 0; p < rows; ++p) {
+        const int32_t* index = nb + (p0 + p) * c;
+        float* row = xt + p * c;
+        for (int64_t k = 0; k < c; ++k) row[k] = padded[index[k]];
+    }
+    std::fill(xt + rows * c, xt + tile * c, 0.0f);
+}
+
+FloatArray latent_rate_forward(const FloatArray& latents, const IndexArray& neighbours,
+                               const std::vector<FloatArray>& weights, const std::vector<FloatArray>& biases) {
+    const LatentRateJob shape = latent_rate_job(latents, neighbours);
+    const ArmLayouts l = arm_layouts(shape.slices, shape.c, weights, biases);
+    const int64_t m = shape.m, c = shape.c, tile = arm_tile(c);
+    FloatArray bits({shape.slices, shape.images, m});
+    const float* src = latents.data();
+    const int32_t* nb = neighbours.data();
+    float* dst = bits.mutable_data();
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel
+        {
+            const cpu::FlushDenormals flush;
+            std::vector<float> padded(m + 1, 0.0f), xt(tile * c), acts(std::max<int64_t>(l.depth, 1) * tile * c),
+                out16(tile * arm::LANES);
+#pragma omp for schedule(static)
+            for (int64_t job = 0; job < shape.slices * shape.images; ++job) {
+                const float* image = src + job * m;
+                std::copy(image, image + m, padded.begin());
+                const arm::Weights w = l.slice(job / shape.images);
+                for (int64_t p0 = 0; p0 < m; p0 += tile) {
+                    const int64_t rows = std::min(tile, m - p0);
+                    gather_tile(padded.data(), nb, c, p0, rows, tile, xt.data());
+                    arm_forward_tile(c, xt.data(), tile, w, acts.data(), out16.data());
+                    for (int64_t p = 0; p < rows; ++p)
+                        dst[job * m + p0 + p] = rate::bits(image[p0 + p], out16[p * arm::LANES],
+                                                           out16[p * arm::LANES + 1]);
+                }
+            }
+        }
+    }
+    return bits;
+}
+
+py::tuple latent_rate_backward(const FloatArray& latents, const IndexArray& neighbours,
+                               const std::vector<FloatArray>& weights, const std::vector<FloatArray>& biases,
+                               const FloatArray& grad_bits) {
+    const LatentRateJob shape = latent_rate_job(latents, neighbours);
+    require(grad_bits.ndim() == 3 && grad_bits.shape(0) == shape.slices && grad_bits.shape(1) == shape.images &&
+                grad_bits.shape(2) == shape.m,
+            "grad_bits must be [S, n, M] like the latents");
+    const ArmLayouts l = arm_layouts(shape.slices, shape.c, weights, biases);
+    const int64_t m = shape.m, c = shape.c, tile = arm_tile(c), depth = l.depth;
+    FloatArray grad({shape.slices, shape.images, m});
+    const float* src = latents.data();
+    const float* gbits = grad_bits.data();
+    const int32_t* nb = neighbours.data();
+    float* gdst = grad.mutable_data();
+    cpu::Partials partials(l.slices, depth * c * c + depth * c + arm::OUT * c + arm::OUT);
+    {
+        py::gil_scoped_release release;
+#pragma omp parallel
+        {
+            const cpu::FlushDenormals flush;
+            std::vector<float> padded(m + 1, 0.0f), gpadded(m + 1), xt(tile * c),
+                acts(std::max<int64_t>(depth, 1) * tile * c), out16(tile * arm::LANES), got(tile * arm::OUT, 0.0f),
+                g(tile * c), g2(tile * c), gxt(tile * c);
+#pragma omp for schedule(static)
+            for (int64_t job = 0; job < shape.slices * shape.images; ++job) {
+                const int64_t s = job / shape.images;
+                const float* image = src + job * m;
+                std::copy(image, image + m, padded.begin());
+                std::fill(gpadded.begin(), gpadded.end(), 0.0f);
+                const arm::Weights w = l.slice(s);
+                float* acc = partials.mine(s);
+                for (int64_t p0 = 0; p0 < m; p0 += tile) {
+                    const int64_t rows = std::min(tile, m - p0);
+                    gather_tile(padded.data(), nb, c, p0, rows, tile, xt.data());
+                    arm_forward_tile(c, xt.data(), tile, w, acts.data(), out16.data());
+                    for (int64_t p = 0; p < rows; ++p) {
+                        float gx, gs;
+                        rate::grad(image[p0 + p], out16[p * arm::LANES], out16[p * arm::LANES + 1],
+                                   gbits[job * m + p0 + p], gx, gs);
+                        gpadded[p0 + p] += gx;
+                        got[p * arm::OUT] = -gx;  // d bits / d mu = -d bits / d x
+                        got[p * arm::OUT + 1] = gs;
+                    }
+                    std::fill(got.begin() + rows * arm::OUT, got.end(), 0.0f);
+                    arm_backward_tile(c, xt.data(), got.data(), tile, w, acts.data(), g.data(), g2.data(),
+                                      gxt.data(), acc, acc + depth * c * c, acc + depth * c * c + depth * c,
+                                      acc + depth * c * c + depth * c + arm::OUT * c);
+                    for (int64_t p = 0; p < rows; ++p) {
+                        const int32_t* index = nb + (p0 + p) * c;
+                        const float* row = gxt.data() + p * c;
+                        for (int64_t k = 0; k < c; ++k) gpadded[index[k]] += row[k];
+                    }
+                }
+                std::copy(gpadded.begin(), gpadded.begin() + m, gdst + job * m);
+            }
+        }
+    }
+    const py::tuple grads = arm_weight_grads(l, partials);
+    return py::make_tuple(grad, grads[0], grads[1]);
+}
 }  // namespace
 
 void register_cpu_ops(py::module_& m) {
@@ -362,6 +495,11 @@ void register_cpu_ops(py::module_& m) {
           "Gradients (x or None, W1, b1, W2, b2) of sum(grad_out * head_forward(...)), recomputing the hidden layer.");
     m.def("arm_forward", &arm_forward, py::arg("x"), py::arg("weights"), py::arg("biases"),
           "The ARM MLP over [S, N, C] contexts (C = 16, 32, 64): depth ReLU layers C -> C, then C -> 2.");
+    m.def("latent_rate_forward", &latent_rate_forward, py::arg("latents"), py::arg("neighbours"), py::arg("weights"),
+          py::arg("biases"), "Bits [S, n, M] of every latent under the ARM of its gathered context (C = 16, 32, 64).");
+    m.def("latent_rate_backward", &latent_rate_backward, py::arg("latents"), py::arg("neighbours"),
+          py::arg("weights"), py::arg("biases"), py::arg("grad_bits"),
+          "Gradients (latents, [W_l], [b_l]) of sum(grad_bits * latent_rate_forward(...)).");
     m.def("arm_backward", &arm_backward, py::arg("x"), py::arg("weights"), py::arg("biases"), py::arg("grad_out"),
           py::arg("need_grad_x"), "Gradients (x or None, [W_l], [b_l]) of sum(grad_out * arm_forward(...)).");
 }

@@ -2,7 +2,7 @@
 // Laplace(mu, b = exp(clamp(s - 4, -4.6, 5))) on unit bins, at most 16, and its gradient. The same
 // stable expressions and derivatives as ddfast.ops.torch_ops.laplace_rate and the Triton kernel
 // (tail bins in the log domain); only the branch an element takes is evaluated.
-// Binding-free: the pybind11 glue is in cpu_image_ops.cpp.
+// Binding-free: used by cpu_image_ops.cpp (the rate op) and cpu_ops.cpp (the fused latent rate).
 #pragma once
 
 #include <algorithm>

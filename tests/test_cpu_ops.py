@@ -170,6 +170,51 @@ def test_native_laplace_rate_matches_torch():
     assert bits.max() <= 16 and bits.min() >= 0
 
 
+
+@pytest.mark.parametrize("s,n,c,depth,image", [
+    (3, 5, 16, 2, (32, 32)),   # the CIFAR ARM, several slices and images
+    (2, 3, 32, 1, (13, 11)),   # odd, non-square grids
+    (1, 2, 64, 3, (7, 7)),     # C = 64, fewer latents than a tile on most grids
+    (2, 1, 16, 0, (9, 17)),    # an ARM of depth 0
+])
+def test_native_latent_rate_matches_torch(s, n, c, depth, image):
+    from ddfast.codec.context import context_offsets
+    from ddfast.codec.layout import grid_shapes
+
+    gen = torch.Generator().manual_seed(c + depth)
+    grids, offsets = grid_shapes(image, 4), context_offsets(c)
+    m = sum(h * w for h, w in grids)
+    latents = (torch.randn(s, n, m, generator=gen) * 3).round() + torch.rand(s, n, m, generator=gen) * 0.4 - 0.2
+    weights = [torch.randn(s, c, c, generator=gen) / c ** 0.5 for _ in range(depth)]
+    weights.append(torch.randn(s, c, 2, generator=gen))
+    biases = [torch.randn(s, c, generator=gen) / 10 for _ in range(depth)]
+    biases.append(torch.randn(s, 2, generator=gen) + torch.tensor([0.0, 3.0]))
+    inputs = [t.requires_grad_(True) for t in [latents, *weights, *biases]]
+    upstream = torch.rand(s, n, m, generator=gen)
+
+    def native(x, *p):
+        return ops.latent_rate(x, grids, offsets, p[:depth + 1], p[depth + 1:], backend="cpu")
+
+    def reference(*t):  # in float64: float32 loses ~2e-4 bits in the centre bins either way
+        x, *p = [a.double() for a in t]
+        return ops.latent_rate(x, grids, offsets, p[:depth + 1], p[depth + 1:], backend="torch").float()
+
+    _assert_twins(native, reference, inputs, upstream, rtol=1e-4, atol=1e-3)
+
+
+def test_codec_rate_takes_the_fused_native_path(monkeypatch):
+    from ddfast.codec.config import CodecConfig
+    from ddfast.codec.stack import CodecStack
+
+    calls = []
+    fused = cpu_ops.latent_rate
+    monkeypatch.setattr(cpu_ops, "latent_rate", lambda *args: calls.append(1) or fused(*args))
+    stack = CodecStack(2, 3, (12, 10), 1, CodecConfig(), generator=torch.Generator().manual_seed(0))
+    q = torch.randn(2, 3, stack.latents.shape[-1], generator=torch.Generator().manual_seed(1)).mul(4).round()
+    native = stack.rate(q)
+    assert calls == [1]
+    assert torch.allclose(native, stack.rate(q, backend="torch"), rtol=1e-5, atol=1e-5)
+
 def test_native_ops_reject_bad_shapes():
     from ddfast import _cpu
 
@@ -178,5 +223,8 @@ def test_native_ops_reject_bad_shapes():
                            torch.zeros(2, 3).numpy(), True)
     with pytest.raises(ValueError, match="at most twice"):
         _cpu.upsample_forward(torch.zeros(1, 1, 3, 3).numpy(), torch.zeros(1, 4, 25).numpy(), 7, 6)
+    with pytest.raises(ValueError, match=r"neighbour entries must lie in \[0, M\]"):
+        _cpu.latent_rate_forward(torch.zeros(1, 1, 3).numpy(), torch.full((3, 16), 4, dtype=torch.int32).numpy(),
+                                 [torch.zeros(1, 16, 2).numpy()], [torch.zeros(1, 2).numpy()])
     with pytest.raises(ValueError, match="mu must have"):
         _cpu.rate_forward(torch.zeros(5).numpy(), torch.zeros(4).numpy(), torch.zeros(5).numpy())

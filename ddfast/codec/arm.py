@@ -32,12 +32,18 @@ class StackedARM(nn.Module):
         Each residual layer runs as one matmul with the identity folded into its weight,
         relu(h (W^T + I) + b), through the activation-lean ops.pointwise_mlp.
         """
-        eye = torch.eye(self.context_size, device=context.device, dtype=context.dtype)
+        weights, biases = self.folded_mlp()
+        out = ops.pointwise_mlp(context, weights, biases, [True] * self.depth + [False], backend=backend)
+        return out[..., 0], out[..., 1]
+
+    def folded_mlp(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The MLP as plain layers for ops.pointwise_mlp / ops.latent_rate: weights [S, C, C] (residual
+        identity folded in, relu(h (W^T + I) + b)) ... then [S, C, 2]; biases [S, C] ... [S, 2]."""
+        eye = torch.eye(self.context_size, device=self.out_w.device, dtype=self.out_w.dtype)
         weights = [self.hidden_w[:, d].transpose(1, 2) + eye for d in range(self.depth)]
         weights.append(self.out_w.transpose(1, 2))
         biases = [self.hidden_b[:, d] for d in range(self.depth)] + [self.out_b]
-        out = ops.pointwise_mlp(context, weights, biases, [True] * self.depth + [False], backend=backend)
-        return out[..., 0], out[..., 1]
+        return weights, biases
 
 
 def arm_forward_single(context: torch.Tensor, hidden_w: torch.Tensor, hidden_b: torch.Tensor,

@@ -70,12 +70,8 @@ class CodecStack(nn.Module):
 
     def rate(self, quantized: torch.Tensor, backend: str = "auto") -> torch.Tensor:
         """Estimated bits of every quantized latent, [S, n, M], from the ARM's Laplace model."""
-        s, n, m = quantized.shape
-        context = ops.gather_context(quantized.reshape(s * n, m), self.grid_shapes, self.context_offsets,
-                                     backend=backend)
-        mu, log_scale = self.arm(context.reshape(s, n * m, -1), backend=backend)
-        bits = ops.laplace_rate(quantized.reshape(s, n * m), mu, log_scale, backend=backend)
-        return bits.reshape(s, n, m)
+        weights, biases = self.arm.folded_mlp()
+        return ops.latent_rate(quantized, self.grid_shapes, self.context_offsets, weights, biases, backend=backend)
 
     @torch.no_grad()
     def select(self, index: torch.Tensor) -> "CodecStack":

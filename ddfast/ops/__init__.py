@@ -77,6 +77,22 @@ def gather_context(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]]
     return torch_ops.gather_context(latents, grid_shapes, offsets)
 
 
+
+def latent_rate(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]], offsets: Sequence[tuple[int, int]],
+                weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], backend: str = "auto") -> torch.Tensor:
+    """Bits [S, n, M] of every latent under its slice's ARM: causal context gather, the ARM's MLP
+    (``weights`` [S, C, C] ... [S, C, 2], ReLU between, giving mu and the log-scale) and the Laplace
+    rate. The cpu path runs all three in one pass with no context array (C = 16, 32, 64); the
+    other backends compose their gather_context, pointwise_mlp and laplace_rate (the torch twin)."""
+    chosen = resolve_backend(backend, latents)
+    if chosen == "cpu" and _cpu_module().is_arm(weights, [True] * (len(weights) - 1) + [False]):
+        return _cpu_module().latent_rate(latents, grid_shapes, offsets, weights, biases)
+    s, n, m = latents.shape
+    context = gather_context(latents.reshape(s * n, m), grid_shapes, offsets, backend=backend)
+    out = pointwise_mlp(context.reshape(s, n * m, -1), weights, biases, [True] * (len(weights) - 1) + [False],
+                        backend=backend)
+    return laplace_rate(latents.reshape(s, n * m), out[..., 0], out[..., 1], backend=backend).reshape(s, n, m)
+
 def laplace_rate(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor,
                  backend: str = "auto") -> torch.Tensor:
     """Bits of each integer(-ish) x under Laplace(mu, exp(clamp(s - 4, -4.6, 5))), at most 16."""
@@ -125,5 +141,5 @@ def pointwise_mlp(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequ
     return torch_ops.pointwise_mlp(x, weights, biases, relus)
 
 
-__all__ = ["BACKENDS", "gather_context", "laplace_rate", "laplace_scale", "pointwise_mlp", "residual_conv",
-           "resolve_backend", "upsample_pyramid"]
+__all__ = ["BACKENDS", "gather_context", "laplace_rate", "latent_rate", "laplace_scale", "pointwise_mlp",
+           "residual_conv", "resolve_backend", "upsample_pyramid"]

@@ -7,6 +7,7 @@ of contiguous tensors and release the GIL.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ddfast import _cpu
-from ddfast.ops.torch_ops import run_pyramid
+from ddfast.ops.torch_ops import neighbour_index, run_pyramid
 
 HEAD_MAX_IN, HEAD_MAX_OUT = 8, 4
 ARM_WIDTHS, ARM_OUT = (16, 32, 64), 2
@@ -183,6 +184,62 @@ def pointwise_mlp(x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]
         return _arm(x, list(weights), list(biases))
     return _mlp(x, list(weights), list(biases), [bool(r) for r in relus])
 
+
+
+# -- the latent rate: context gather + ARM + Laplace bits in one pass ----------------------------------------
+
+
+@torch.library.custom_op("ddfast::cpu_latent_rate", mutates_args=())
+def _latent_rate(latents: Tensor, neighbours: Tensor, weights: list[Tensor], biases: list[Tensor]) -> Tensor:
+    return torch.from_numpy(_cpu.latent_rate_forward(_np(latents), _np(neighbours), [_np(w) for w in weights],
+                                                     [_np(b) for b in biases]))
+
+
+@_latent_rate.register_fake
+def _(latents, neighbours, weights, biases):
+    return torch.empty_like(latents)
+
+
+@torch.library.custom_op("ddfast::cpu_latent_rate_backward", mutates_args=())
+def _latent_rate_backward(latents: Tensor, neighbours: Tensor, weights: list[Tensor], biases: list[Tensor],
+                          grad: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    grad_latents, grad_w, grad_b = _cpu.latent_rate_backward(
+        _np(latents), _np(neighbours), [_np(w) for w in weights], [_np(b) for b in biases], _np(grad))
+    return torch.from_numpy(grad_latents), [torch.from_numpy(g) for g in grad_w], [torch.from_numpy(g) for g in grad_b]
+
+
+@_latent_rate_backward.register_fake
+def _(latents, neighbours, weights, biases, grad):
+    return torch.empty_like(latents), [torch.empty_like(w) for w in weights], [torch.empty_like(b) for b in biases]
+
+
+def _latent_rate_setup(ctx, inputs, output):
+    latents, neighbours, weights, biases = inputs
+    ctx.layers = len(weights)
+    ctx.save_for_backward(latents, neighbours, *weights, *biases)
+
+
+def _latent_rate_grad(ctx, grad):
+    latents, neighbours, *params = ctx.saved_tensors
+    grad_latents, grad_w, grad_b = _latent_rate_backward(latents, neighbours, params[:ctx.layers],
+                                                         params[ctx.layers:], grad.contiguous())
+    return grad_latents, None, grad_w, grad_b
+
+
+_latent_rate.register_autograd(_latent_rate_grad, setup_context=_latent_rate_setup)
+
+
+def latent_rate(latents: Tensor, grid_shapes: Sequence[tuple[int, int]], offsets: Sequence[tuple[int, int]],
+                weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
+    """Native twin of ops.latent_rate(backend="torch"): gather, ARM and rate in one pass."""
+    neighbours = neighbour_table(tuple(map(tuple, grid_shapes)), tuple(map(tuple, offsets)))
+    return _latent_rate(latents, neighbours, list(weights), list(biases))
+
+
+@lru_cache(maxsize=64)
+def neighbour_table(grid_shapes: tuple[tuple[int, int], ...], offsets: tuple[tuple[int, int], ...]) -> Tensor:
+    """torch_ops.neighbour_index as the int32 [M, C] table the native kernel reads."""
+    return neighbour_index(grid_shapes, offsets).to(torch.int32)
 
 # -- the synthesis's residual 3x3 convs ---------------------------------------------------------------
 

@@ -46,6 +46,7 @@ def gather_context(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]]
     return padded.index_select(1, index.reshape(-1)).reshape(batch, total, index.shape[1])
 
 
+
 def laplace_scale(log_scale: torch.Tensor) -> torch.Tensor:
     """The reference's scale mapping b = exp(clamp(s - 4, -4.6, 5))."""
     return torch.exp(torch.clamp(log_scale - LOG_SCALE_OFFSET, LOG_SCALE_MIN, LOG_SCALE_MAX))
