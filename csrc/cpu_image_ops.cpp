@@ -1,13 +1,15 @@
 // pybind11 glue of the native CPU image and rate kernels (ddfast.ops.cpu_ops): the synthesis's 3x3
-// residual convs, the upsampling levels and the Laplace rate, forward and backward.
+// residual convs, the upsampling pyramid and the Laplace rate, forward and backward.
 //
 // Threads split image planes (or element blocks); weight gradients go to per-thread accumulators
 // summed at the end. Compiled with -ffp-contract=fast (setup.py), like cpu_ops.cpp.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "bindings.h"
@@ -42,8 +44,8 @@ ConvShape conv_shape(const FloatArray& x, const FloatArray& weight, const FloatA
 
 DDFAST_MULTIVERSION
 void conv3_forward_image(const float* x, int64_t c, int64_t h, int64_t w, const float* wt, const float* b, bool relu,
-                         float* xp, float* y) {
-    img::conv3_forward(x, c, h, w, wt, b, relu, xp, y);
+                         float* xp, float* acc, float* y) {
+    img::conv3_forward(x, c, h, w, wt, b, relu, xp, acc, y);
 }
 
 DDFAST_MULTIVERSION
@@ -64,12 +66,12 @@ FloatArray conv3_forward(const FloatArray& x, const FloatArray& weight, const Fl
 #pragma omp parallel
         {
             const cpu::FlushDenormals flush;
-            std::vector<float> xp(padded);
+            std::vector<float> xp(padded + 2), acc(s.h * (s.w + 2));
 #pragma omp for schedule(static)
             for (int64_t job = 0; job < s.slices * s.images; ++job) {
                 const int64_t slice = job / s.images;
                 conv3_forward_image(src + job * image, s.c, s.h, s.w, pw + slice * s.c * s.c * 9, pb + slice * s.c,
-                                    relu, xp.data(), dst + job * image);
+                                    relu, xp.data(), acc.data(), dst + job * image);
             }
         }
     }
@@ -94,7 +96,7 @@ py::tuple conv3_backward(const FloatArray& x, const FloatArray& y, const FloatAr
 #pragma omp parallel
         {
             const cpu::FlushDenormals flush;
-            std::vector<float> xp(padded), gp(padded), gy(image);
+            std::vector<float> xp(padded + 2), gp(padded + 2), gy(s.c * s.h * (s.w + 2));
 #pragma omp for schedule(static)
             for (int64_t job = 0; job < s.slices * s.images; ++job) {
                 const int64_t slice = job / s.images;
@@ -114,22 +116,52 @@ py::tuple conv3_backward(const FloatArray& x, const FloatArray& y, const FloatAr
     return py::make_tuple(need_grad_x ? py::object(grad_x) : py::none(), gw, gb);
 }
 
-// ---------------------------------------------------------------------------- upsampling level
+// -------------------------------------------------------------------------- upsampling pyramid
+// The whole upsampled latent stack in one pass: channel j of an image is grid j upsampled j times
+// (grid j -> the size of grid j - 1 -> ... -> grid 0), each step cropped top-left. The output is
+// channels-last, [S, n, H, W, L]: the pixels the synthesis head reads. Jobs are (slice, image)
+// pairs; the chain of a plane lives in per-thread scratch, so nothing but the output is written to
+// memory. The backward recomputes each chain and walks it back.
 
-struct UpShape {
-    int64_t slices, planes, h, w, radius;
+struct Pyramid {
+    int64_t slices, images, m, levels, radius, t2;
+    std::vector<int64_t> h, w, offset;  // per grid, finest first; offset = start in the flat latents
 };
 
-UpShape up_shape(const FloatArray& x, const FloatArray& taps, int64_t out_h, int64_t out_w) {
-    require(x.ndim() == 4, "x must be [S, B, h, w]");
-    const int64_t slices = x.shape(0), h = x.shape(2), w = x.shape(3);
-    require(h >= 1 && w >= 1, "grids must not be empty");
-    require(taps.ndim() == 3 && taps.shape(0) == slices && taps.shape(1) == 4, "taps must be [S, 4, T * T]");
+Pyramid pyramid_shape(const FloatArray& latents, const FloatArray& taps,
+                      const std::vector<std::pair<int64_t, int64_t>>& grids) {
+    require(latents.ndim() == 3, "latents must be [S, n, M]");
+    require(!grids.empty(), "need at least one grid");
+    Pyramid p;
+    p.slices = latents.shape(0);
+    p.images = latents.shape(1);
+    p.m = latents.shape(2);
+    p.levels = static_cast<int64_t>(grids.size());
+    int64_t total = 0;
+    for (size_t i = 0; i < grids.size(); ++i) {
+        const auto [h, w] = grids[i];
+        require(h >= 1 && w >= 1, "grids must not be empty");
+        if (i > 0)
+            require(grids[i - 1].first <= 2 * h && grids[i - 1].second <= 2 * w,
+                    "each grid must be at least half the size of the one before it");
+        p.h.push_back(h);
+        p.w.push_back(w);
+        p.offset.push_back(total);
+        total += h * w;
+    }
+    require(total == p.m, "the grids must hold exactly M latents");
+    require(taps.ndim() == 3 && taps.shape(0) == p.slices && taps.shape(1) == 4, "taps must be [S, 4, T * T]");
     int64_t t = 1;
     while (t * t < taps.shape(2)) ++t;
     require(t * t == taps.shape(2) && t % 2 == 1, "taps must hold an odd square number of entries per phase");
-    require(out_h >= 1 && out_h <= 2 * h && out_w >= 1 && out_w <= 2 * w, "the output must be at most twice the input");
-    return {slices, x.shape(1), h, w, t / 2};
+    p.radius = t / 2;
+    p.t2 = taps.shape(2);
+    return p;
+}
+
+// Scratch size of a padded coarse plane (with the LANES floats the narrow kernels may read past it).
+int64_t padded_size(const Pyramid& p) {
+    return (p.levels > 1 ? (p.h[1] + 2 * p.radius) * (p.w[1] + 2 * p.radius) : 1) + head::LANES;
 }
 
 DDFAST_MULTIVERSION
@@ -140,62 +172,103 @@ void upsample_forward_plane(const float* x, int64_t h, int64_t w, const float* t
 
 DDFAST_MULTIVERSION
 void upsample_backward_plane(const float* x, const float* g, int64_t h, int64_t w, const float* taps, int64_t r,
-                             int64_t oh, int64_t ow, float* xp, float* gp, float* row, float* gx, float* gtaps) {
-    img::upsample_backward(x, g, h, w, taps, r, oh, ow, xp, gp, row, gx, gtaps);
+                             int64_t oh, int64_t ow, float* xp, float* gp, float* row, float* acc, float* gx,
+                             float* gtaps) {
+    img::upsample_backward(x, g, h, w, taps, r, oh, ow, xp, gp, row, acc, gx, gtaps);
 }
 
-FloatArray upsample_forward(const FloatArray& x, const FloatArray& taps, int64_t out_h, int64_t out_w) {
-    const UpShape s = up_shape(x, taps, out_h, out_w);
-    FloatArray out({s.slices, s.planes, out_h, out_w});
-    const int64_t r = s.radius, t2 = taps.shape(2), padded = (s.h + 2 * r) * (s.w + 2 * r);
-    const float *src = x.data(), *pt = taps.data();
+// Grid j of one image's latents upsampled to every finer grid: chain + offset[k] holds it at grid k's
+// size for k = j - 1 .. stop (chain may be the output plane when stop = 0, see pyramid_forward).
+void upsample_chain(const Pyramid& p, const float* latents, int64_t j, int64_t stop, const float* taps, float* chain,
+                    float* last, float* xp, float* row) {
+    const float* cur = latents + p.offset[j];
+    for (int64_t k = j - 1; k >= stop; --k) {
+        float* next = k == 0 ? last : chain + p.offset[k];
+        upsample_forward_plane(cur, p.h[k + 1], p.w[k + 1], taps, p.radius, p.h[k], p.w[k], xp, row, next);
+        cur = next;
+    }
+}
+
+FloatArray upsample_pyramid_forward(const FloatArray& latents, const FloatArray& taps,
+                                    const std::vector<std::pair<int64_t, int64_t>>& grids) {
+    const Pyramid p = pyramid_shape(latents, taps, grids);
+    const int64_t plane = p.h[0] * p.w[0];
+    FloatArray out({p.slices, p.images, p.h[0], p.w[0], p.levels});
+    const float *src = latents.data(), *pt = taps.data();
     float* dst = out.mutable_data();
     {
         py::gil_scoped_release release;
 #pragma omp parallel
         {
             const cpu::FlushDenormals flush;
-            std::vector<float> xp(padded), row(s.w);
+            std::vector<float> xp(padded_size(p)), row(p.w[0]), chain(p.m), last(plane);
 #pragma omp for schedule(static)
-            for (int64_t job = 0; job < s.slices * s.planes; ++job)
-                upsample_forward_plane(src + job * s.h * s.w, s.h, s.w, pt + (job / s.planes) * 4 * t2, r, out_h,
-                                       out_w, xp.data(), row.data(), dst + job * out_h * out_w);
+            for (int64_t job = 0; job < p.slices * p.images; ++job) {
+                const float* image = src + job * p.m;
+                float* o = dst + job * p.levels * plane;
+                for (int64_t j = 0; j < p.levels; ++j) {
+                    const float* up = image;  // grid 0 as it is
+                    if (j > 0) {
+                        upsample_chain(p, image, j, 0, pt + (job / p.images) * 4 * p.t2, chain.data(), last.data(),
+                                       xp.data(), row.data());
+                        up = last.data();
+                    }
+                    for (int64_t e = 0; e < plane; ++e) o[e * p.levels + j] = up[e];
+                }
+            }
         }
     }
     return out;
 }
 
-py::tuple upsample_backward(const FloatArray& x, const FloatArray& taps, const FloatArray& grad_out) {
-    require(grad_out.ndim() == 4, "grad_out must be [S, B, out_h, out_w]");
-    const int64_t out_h = grad_out.shape(2), out_w = grad_out.shape(3);
-    const UpShape s = up_shape(x, taps, out_h, out_w);
-    require(grad_out.shape(0) == s.slices && grad_out.shape(1) == s.planes, "grad_out must be [S, B, out_h, out_w]");
-    const int64_t r = s.radius, t2 = taps.shape(2), padded = (s.h + 2 * r) * (s.w + 2 * r);
-    FloatArray grad_x({s.slices, s.planes, s.h, s.w});
-    const float *src = x.data(), *pt = taps.data(), *pg = grad_out.data();
-    float* gx = grad_x.mutable_data();
-    cpu::Partials partials(s.slices, 4 * t2);
+py::tuple upsample_pyramid_backward(const FloatArray& latents, const FloatArray& taps, const FloatArray& grad_out,
+                                    const std::vector<std::pair<int64_t, int64_t>>& grids) {
+    const Pyramid p = pyramid_shape(latents, taps, grids);
+    const int64_t plane = p.h[0] * p.w[0];
+    require(grad_out.ndim() == 5 && grad_out.shape(0) == p.slices && grad_out.shape(1) == p.images &&
+                grad_out.shape(2) == p.h[0] && grad_out.shape(3) == p.w[0] && grad_out.shape(4) == p.levels,
+            "grad_out must be [S, n, H, W, L] like the pyramid");
+    FloatArray grad({p.slices, p.images, p.m});
+    const float *src = latents.data(), *pt = taps.data(), *pg = grad_out.data();
+    float* gdst = grad.mutable_data();
+    cpu::Partials partials(p.slices, 4 * p.t2);
     {
         py::gil_scoped_release release;
 #pragma omp parallel
         {
             const cpu::FlushDenormals flush;
-            std::vector<float> xp(padded), gp(padded), row(s.w);
+            std::vector<float> xp(padded_size(p)), gp(padded_size(p)), row(p.w[0]), chain(p.m), glast(plane),
+                ga(plane), gb(plane);
+            std::vector<float> acc(4 * p.t2 * head::LANES, 0.0f);
 #pragma omp for schedule(static)
-            for (int64_t job = 0; job < s.slices * s.planes; ++job) {
-                const int64_t slice = job / s.planes;
-                upsample_backward_plane(src + job * s.h * s.w, pg + job * out_h * out_w, s.h, s.w, pt + slice * 4 * t2,
-                                        r, out_h, out_w, xp.data(), gp.data(), row.data(), gx + job * s.h * s.w,
-                                        partials.mine(slice));
+            for (int64_t job = 0; job < p.slices * p.images; ++job) {
+                const int64_t slice = job / p.images;
+                const float *image = src + job * p.m, *g = pg + job * p.levels * plane, *tp = pt + slice * 4 * p.t2;
+                float* gl = gdst + job * p.m;
+                for (int64_t e = 0; e < plane; ++e) gl[e] = g[e * p.levels];
+                for (int64_t j = 1; j < p.levels; ++j) {
+                    upsample_chain(p, image, j, 1, tp, chain.data(), nullptr, xp.data(), row.data());
+                    for (int64_t e = 0; e < plane; ++e) glast[e] = g[e * p.levels + j];
+                    const float* gcur = glast.data();
+                    for (int64_t k = 0; k < j; ++k) {  // back from grid 0's size to grid j's
+                        const float* x = k + 1 == j ? image + p.offset[j] : chain.data() + p.offset[k + 1];
+                        float* gnext = k + 1 == j ? gl + p.offset[j] : gcur == ga.data() ? gb.data() : ga.data();
+                        upsample_backward_plane(x, gcur, p.h[k + 1], p.w[k + 1], tp, p.radius, p.h[k], p.w[k],
+                                                xp.data(), gp.data(), row.data(), acc.data(), gnext,
+                                                partials.mine(slice));
+                        gcur = gnext;
+                    }
+                }
+                img::add_tap_sums(acc.data(), 4 * p.t2, partials.mine(slice));
             }
         }
     }
-    FloatArray grad_taps({s.slices, int64_t{4}, t2});
-    for (int64_t slice = 0; slice < s.slices; ++slice) {
+    FloatArray grad_taps({p.slices, int64_t{4}, p.t2});
+    for (int64_t slice = 0; slice < p.slices; ++slice) {
         const std::vector<float> sum = partials.reduce(slice);
-        std::copy(sum.begin(), sum.end(), grad_taps.mutable_data() + slice * 4 * t2);
+        std::copy(sum.begin(), sum.end(), grad_taps.mutable_data() + slice * 4 * p.t2);
     }
-    return py::make_tuple(grad_x, grad_taps);
+    return py::make_tuple(grad, grad_taps);
 }
 
 // ---------------------------------------------------------------------------------- Laplace rate
@@ -255,10 +328,13 @@ void register_cpu_image_ops(py::module_& m) {
     m.def("conv3_backward", &conv3_backward, py::arg("x"), py::arg("y"), py::arg("weight"), py::arg("bias"),
           py::arg("grad_out"), py::arg("relu"), py::arg("need_grad_x"),
           "Gradients (x or None, weight, bias) of sum(grad_out * conv3_forward(...)), given its output y.");
-    m.def("upsample_forward", &upsample_forward, py::arg("x"), py::arg("taps"), py::arg("out_h"), py::arg("out_w"),
-          "One polyphase upsampling level: [S, B, h, w] maps and [S, 4, T * T] taps -> [S, B, out_h, out_w].");
-    m.def("upsample_backward", &upsample_backward, py::arg("x"), py::arg("taps"), py::arg("grad_out"),
-          "Gradients (x, taps) of sum(grad_out * upsample_forward(...)).");
+    m.def("upsample_pyramid_forward", &upsample_pyramid_forward, py::arg("latents"), py::arg("taps"),
+          py::arg("grids"),
+          "The upsampled latent stack: [S, n, M] flat grids (finest first) and [S, 4, T * T] polyphase taps -> "
+          "[S, n, H, W, L] (channels last).");
+    m.def("upsample_pyramid_backward", &upsample_pyramid_backward, py::arg("latents"), py::arg("taps"),
+          py::arg("grad_out"), py::arg("grids"),
+          "Gradients (latents [S, n, M], taps [S, 4, T * T]) of sum(grad_out * upsample_pyramid_forward(...)).");
     m.def("rate_forward", &rate_forward, py::arg("x"), py::arg("mu"), py::arg("log_scale"),
           "Laplace bits of every element (at most 16), as ddfast.ops.laplace_rate.");
     m.def("rate_backward", &rate_backward, py::arg("x"), py::arg("mu"), py::arg("log_scale"), py::arg("grad_out"),

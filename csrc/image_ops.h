@@ -1,17 +1,21 @@
 // Small-channel image kernels of the training step on the CPU: the synthesis's 3x3 residual convs
 // (replicate padding) and one level of the polyphase upsampling, forward and backward, one image
 // plane at a time. Inner loops run along image rows (`omp simd`); the caller threads over planes.
+// Every function is force-inlined: the glue's DDFAST_MULTIVERSION wrappers must compile these
+// loops for AVX-512 / AVX2 (an out-of-line copy would be built for baseline x86-64 only).
 // Binding-free: the pybind11 glue is in cpu_image_ops.cpp.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 
+#include "head_mlp.h"  // vec, load, store, DDF_INLINE
+
 namespace ddfast {
 namespace img {
 
 // [h, w] plane -> [h + 2r, w + 2r] with replicate padding.
-inline void pad_plane(const float* src, int64_t h, int64_t w, int64_t r, float* dst) {
+DDF_INLINE void pad_plane(const float* src, int64_t h, int64_t w, int64_t r, float* dst) {
     const int64_t pw = w + 2 * r;
     for (int64_t y = -r; y < h + r; ++y) {
         const float* row = src + std::clamp<int64_t>(y, 0, h - 1) * w;
@@ -25,7 +29,7 @@ inline void pad_plane(const float* src, int64_t h, int64_t w, int64_t r, float* 
 }
 
 // Adjoint of pad_plane: adds a [h + 2r, w + 2r] gradient into the [h, w] plane.
-inline void fold_plane(const float* src, int64_t h, int64_t w, int64_t r, float* dst) {
+DDF_INLINE void fold_plane(const float* src, int64_t h, int64_t w, int64_t r, float* dst) {
     const int64_t pw = w + 2 * r;
     for (int64_t y = -r; y < h + r; ++y) {
         float* row = dst + std::clamp<int64_t>(y, 0, h - 1) * w;
@@ -39,7 +43,7 @@ inline void fold_plane(const float* src, int64_t h, int64_t w, int64_t r, float*
 }
 
 // sum_x a[x] * b[x]
-inline float dot(const float* a, const float* b, int64_t n) {
+DDF_INLINE float dot(const float* a, const float* b, int64_t n) {
     float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
     for (int64_t x = 0; x < n; ++x) acc += a[x] * b[x];
@@ -47,74 +51,163 @@ inline float dot(const float* a, const float* b, int64_t n) {
 }
 
 // dst[x] += k * src[x]
-inline void axpy(float k, const float* src, int64_t n, float* dst) {
+DDF_INLINE void axpy(float k, const float* src, int64_t n, float* dst) {
 #pragma omp simd
     for (int64_t x = 0; x < n; ++x) dst[x] += k * src[x];
 }
 
-// One image of the residual conv: y = act(conv3x3(pad(x), wt) + b + x), x and y [c, h, w],
-// wt [c, c, 3, 3] (out, in, dy, dx), xp a [c, h + 2, w + 2] scratch.
-inline void conv3_forward(const float* x, int64_t c, int64_t h, int64_t w, const float* wt, const float* b,
-                          bool relu, float* xp, float* y) {
-    const int64_t pw = w + 2, plane = (h + 2) * pw;
+// The residual conv runs over whole planes at the padded pitch pw = w + 2: output pixel (r, u)
+// sits at r * pw + u, so each of the 9 c c taps is one long multiply-add along the plane (columns
+// w and w + 1 of a pitched plane are junk on the way out and zero on the way back, so they add
+// nothing). Padded scratch planes need 2 floats of slack after the last one.
+
+// One image: y = act(conv3x3(pad(x), wt) + b + x), x and y [c, h, w], wt [c, c, 3, 3] (out, in,
+// dy, dx). Scratch: xp [c, h + 2, w + 2] (+ 2), acc [h, w + 2].
+DDF_INLINE void conv3_forward(const float* x, int64_t c, int64_t h, int64_t w, const float* wt, const float* b,
+                          bool relu, float* xp, float* acc, float* y) {
+    const int64_t pw = w + 2, plane = (h + 2) * pw, n = h * pw;
     for (int64_t i = 0; i < c; ++i) pad_plane(x + i * h * w, h, w, 1, xp + i * plane);
-    for (int64_t o = 0; o < c; ++o)
+    for (int64_t o = 0; o < c; ++o) {
+        std::fill(acc, acc + n, b[o]);
+        for (int64_t i = 0; i < c; ++i)
+            for (int64_t dy = 0; dy < 3; ++dy)
+                for (int64_t dx = 0; dx < 3; ++dx)
+                    axpy(wt[((o * c + i) * 3 + dy) * 3 + dx], xp + i * plane + dy * pw + dx, n, acc);
         for (int64_t r = 0; r < h; ++r) {
+            const float *in = acc + r * pw, *res = x + (o * h + r) * w;
             float* out = y + (o * h + r) * w;
-            const float* res = x + (o * h + r) * w;
-            const float bias = b[o];
 #pragma omp simd
-            for (int64_t u = 0; u < w; ++u) out[u] = bias + res[u];
-            for (int64_t i = 0; i < c; ++i)
-                for (int64_t dy = 0; dy < 3; ++dy)
-                    for (int64_t dx = 0; dx < 3; ++dx)
-                        axpy(wt[((o * c + i) * 3 + dy) * 3 + dx], xp + i * plane + (r + dy) * pw + dx, w, out);
-            if (relu) {
-#pragma omp simd
-                for (int64_t u = 0; u < w; ++u) out[u] = std::max(out[u], 0.0f);
+            for (int64_t u = 0; u < w; ++u) {
+                const float v = in[u] + res[u];
+                out[u] = relu ? std::max(v, 0.0f) : v;
             }
         }
+    }
 }
 
 // Backward of conv3_forward for one image, given its output y (for the ReLU's mask) and the output
 // gradient g: gx (may be null) = the input gradient; gw [c, c, 3, 3] and gb [c] are added to.
-// Scratch: xp and gp [c, h + 2, w + 2], gy [c, h, w].
-inline void conv3_backward(const float* x, const float* y, const float* g, int64_t c, int64_t h, int64_t w,
+// Scratch: xp and gp [c, h + 2, w + 2] (+ 2), gy [c, h, w + 2].
+DDF_INLINE void conv3_backward(const float* x, const float* y, const float* g, int64_t c, int64_t h, int64_t w,
                            const float* wt, bool relu, float* xp, float* gp, float* gy, float* gx, float* gw,
                            float* gb) {
-    const int64_t pw = w + 2, plane = (h + 2) * pw, hw = h * w;
+    const int64_t pw = w + 2, plane = (h + 2) * pw, hw = h * w, n = h * pw;
     for (int64_t i = 0; i < c; ++i) pad_plane(x + i * hw, h, w, 1, xp + i * plane);
-    for (int64_t e = 0; e < c * hw; ++e) gy[e] = relu && !(y[e] > 0.0f) ? 0.0f : g[e];
-    std::fill(gp, gp + c * plane, 0.0f);
+    for (int64_t o = 0; o < c; ++o)
+        for (int64_t r = 0; r < h; ++r) {
+            const int64_t e = (o * h + r) * w;
+            float* row = gy + o * n + r * pw;
+            if (relu) {
+#pragma omp simd
+                for (int64_t u = 0; u < w; ++u) row[u] = y[e + u] > 0.0f ? g[e + u] : 0.0f;
+            } else {
+                std::copy(g + e, g + e + w, row);
+            }
+            row[w] = row[w + 1] = 0.0f;
+        }
+    std::fill(gp, gp + c * plane + 2, 0.0f);
     for (int64_t o = 0; o < c; ++o) {
+        const float* go = gy + o * n;
         float bias = 0.0f;
-        for (int64_t e = 0; e < hw; ++e) bias += gy[o * hw + e];
+#pragma omp simd reduction(+ : bias)
+        for (int64_t e = 0; e < n; ++e) bias += go[e];
         gb[o] += bias;
         for (int64_t i = 0; i < c; ++i)
             for (int64_t dy = 0; dy < 3; ++dy)
                 for (int64_t dx = 0; dx < 3; ++dx) {
-                    const int64_t k = ((o * c + i) * 3 + dy) * 3 + dx;
-                    float acc = 0.0f;
-                    for (int64_t r = 0; r < h; ++r) {
-                        const float* grow = gy + (o * h + r) * w;
-                        acc += dot(grow, xp + i * plane + (r + dy) * pw + dx, w);
-                        axpy(wt[k], grow, w, gp + i * plane + (r + dy) * pw + dx);
-                    }
-                    gw[k] += acc;
+                    const int64_t k = ((o * c + i) * 3 + dy) * 3 + dx, at = i * plane + dy * pw + dx;
+                    gw[k] += dot(go, xp + at, n);
+                    axpy(wt[k], go, n, gp + at);
                 }
     }
     if (gx == nullptr) return;
-    std::copy(gy, gy + c * hw, gx);  // the residual path
-    for (int64_t i = 0; i < c; ++i) fold_plane(gp + i * plane, h, w, 1, gx + i * hw);
+    for (int64_t i = 0; i < c; ++i) {
+        for (int64_t r = 0; r < h; ++r) std::copy(gy + i * n + r * pw, gy + i * n + r * pw + w, gx + i * hw + r * w);
+        fold_plane(gp + i * plane, h, w, 1, gx + i * hw);  // plus the residual path, copied above
+    }
+}
+
+// Upsampling planes at most LANES wide (the coarse grids of every image size here): a row is one
+// vector, the two column phases of an output row are accumulated in registers and interleaved
+// with shuffles. Rows are read LANES floats at a time, so the padded plane xp (and gp) needs
+// LANES readable floats past its end; lanes past the row meet zero gradients and add nothing.
+namespace narrow {
+
+using head::load;
+using head::store;
+using head::vec;
+constexpr int LANES = head::LANES;
+typedef int32_t lane_index __attribute__((vector_size(64)));
+constexpr lane_index INTERLEAVE_LO = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+constexpr lane_index INTERLEAVE_HI = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+constexpr lane_index EVEN = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+constexpr lane_index ODD = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+
+DDF_INLINE void forward(const float* xp, int64_t pw, int64_t h, const float* taps, int64_t t, int64_t oh,
+                        int64_t ow, float* out) {
+    alignas(64) float line[2 * LANES];
+    for (int64_t v = 0; v < h; ++v)
+        for (int64_t qy = 0; qy < 2 && 2 * v + qy < oh; ++qy) {
+            const float *k0 = taps + 2 * qy * t * t, *k1 = k0 + t * t;
+            vec even{}, odd{};
+            for (int64_t a = 0; a < t; ++a)
+                for (int64_t c = 0; c < t; ++c) {
+                    const vec x = load(xp + (v + a) * pw + c);
+                    even += k0[a * t + c] * x;
+                    odd += k1[a * t + c] * x;
+                }
+            store(line, __builtin_shuffle(even, odd, INTERLEAVE_LO));
+            store(line + LANES, __builtin_shuffle(even, odd, INTERLEAVE_HI));
+            std::copy(line, line + ow, out + (2 * v + qy) * ow);
+        }
+}
+
+// The tap gradients are added lane-wise into acc ([4 t t, LANES]; see add_tap_sums).
+DDF_INLINE void backward(const float* xp, int64_t pw, int64_t h, const float* g, const float* taps, int64_t t,
+                         int64_t oh, int64_t ow, float* gp, float* acc) {
+    const int64_t tt = t * t;
+    alignas(64) float line[2 * LANES];
+    for (int64_t v = 0; v < h; ++v)
+        for (int64_t qy = 0; qy < 2 && 2 * v + qy < oh; ++qy) {
+            std::copy(g + (2 * v + qy) * ow, g + (2 * v + qy + 1) * ow, line);
+            std::fill(line + ow, line + 2 * LANES, 0.0f);
+            const vec lo = load(line), hi = load(line + LANES);
+            const vec g0 = __builtin_shuffle(lo, hi, EVEN), g1 = __builtin_shuffle(lo, hi, ODD);
+            const float *k0 = taps + 2 * qy * tt, *k1 = k0 + tt;
+            float *a0 = acc + 2 * qy * tt * LANES, *a1 = a0 + tt * LANES;
+            // c outer: consecutive stores to gp hit different rows (an unaligned load that partly
+            // overlaps a store still in flight cannot be forwarded and stalls).
+            for (int64_t c = 0; c < t; ++c)
+                for (int64_t a = 0; a < t; ++a) {
+                    const int64_t j = a * t + c, at = (v + a) * pw + c;
+                    const vec x = load(xp + at);
+                    store(a0 + j * LANES, load(a0 + j * LANES) + g0 * x);
+                    store(a1 + j * LANES, load(a1 + j * LANES) + g1 * x);
+                    store(gp + at, load(gp + at) + k0[j] * g0 + k1[j] * g1);
+                }
+        }
+}
+
+}  // namespace narrow
+
+// gtaps[j] += the LANES values of acc row j summed, for j < n; acc is zeroed.
+DDF_INLINE void add_tap_sums(float* acc, int64_t n, float* gtaps) {
+    for (int64_t j = 0; j < n; ++j) {
+        float sum = 0.0f;
+        for (int l = 0; l < head::LANES; ++l) sum += acc[j * head::LANES + l];
+        gtaps[j] += sum;
+    }
+    std::fill(acc, acc + n * head::LANES, 0.0f);
 }
 
 // One plane of one upsampling level: out [oh, ow] (oh <= 2h, ow <= 2w) with
 // out[2v + qy][2u + qx] = sum_{a, c} taps[q][a * t + c] * pad(x)[v + a][u + c], q = 2 qy + qx,
-// t = 2r + 1 taps per axis. xp: a [h + 2r, w + 2r] scratch, row: a [w] scratch.
-inline void upsample_forward(const float* x, int64_t h, int64_t w, const float* taps, int64_t r, int64_t oh,
+// t = 2r + 1 taps per axis. xp: a [h + 2r, w + 2r] scratch (+ LANES floats), row: a [w] scratch.
+DDF_INLINE void upsample_forward(const float* x, int64_t h, int64_t w, const float* taps, int64_t r, int64_t oh,
                              int64_t ow, float* xp, float* row, float* out) {
     const int64_t t = 2 * r + 1, pw = w + 2 * r;
     pad_plane(x, h, w, r, xp);
+    if (w <= narrow::LANES) return narrow::forward(xp, pw, h, taps, t, oh, ow, out);
     for (int64_t v = 0; v < h; ++v)
         for (int64_t qy = 0; qy < 2 && 2 * v + qy < oh; ++qy)
             for (int64_t qx = 0; qx < 2; ++qx) {
@@ -127,13 +220,22 @@ inline void upsample_forward(const float* x, int64_t h, int64_t w, const float* 
             }
 }
 
-// Backward of upsample_forward for one plane: gx [h, w] (overwritten) and gtaps [4, t * t] (added to).
-// Scratch: xp and gp [h + 2r, w + 2r], row [w].
-inline void upsample_backward(const float* x, const float* g, int64_t h, int64_t w, const float* taps, int64_t r,
-                              int64_t oh, int64_t ow, float* xp, float* gp, float* row, float* gx, float* gtaps) {
+// Backward of upsample_forward for one plane: gx [h, w] (overwritten) and the tap gradient added to
+// gtaps [4, t * t] -- or, for planes at most LANES wide, lane-wise to acc [4 t t, LANES], to be
+// summed into gtaps by add_tap_sums once for many planes. Scratch: xp and gp [h + 2r, w + 2r] (+ LANES
+// floats), row [w].
+DDF_INLINE void upsample_backward(const float* x, const float* g, int64_t h, int64_t w, const float* taps, int64_t r,
+                              int64_t oh, int64_t ow, float* xp, float* gp, float* row, float* acc, float* gx,
+                              float* gtaps) {
     const int64_t t = 2 * r + 1, pw = w + 2 * r;
     pad_plane(x, h, w, r, xp);
     std::fill(gp, gp + (h + 2 * r) * pw, 0.0f);
+    if (w <= narrow::LANES) {
+        narrow::backward(xp, pw, h, g, taps, t, oh, ow, gp, acc);
+        std::fill(gx, gx + h * w, 0.0f);
+        fold_plane(gp, h, w, r, gx);
+        return;
+    }
     for (int64_t v = 0; v < h; ++v)
         for (int64_t qy = 0; qy < 2 && 2 * v + qy < oh; ++qy)
             for (int64_t qx = 0; qx < 2; ++qx) {

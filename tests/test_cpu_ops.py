@@ -131,28 +131,19 @@ def test_native_residual_conv_matches_torch(s, n, c, h, w, relu):
                   lambda *t: torch_ops.residual_conv(*t, relu), [x, weight, bias], upstream)
 
 
-@pytest.mark.parametrize("s,b,h,w,out_h,out_w,k", [
-    (3, 5, 7, 9, 13, 18, 8),   # odd grid, cropped rows
-    (2, 6, 16, 16, 32, 32, 8),  # the finest CIFAR level
-    (1, 3, 1, 1, 2, 1, 4),     # a 1x1 grid, one output column
-    (2, 2, 4, 5, 8, 10, 12),   # a 12x12 kernel (7x7 taps per phase)
+@pytest.mark.parametrize("s,n,grids,k", [
+    (3, 4, [(13, 11), (7, 6), (4, 3), (2, 2), (1, 1)], 8),       # odd grids, cropped rows and columns
+    (2, 3, [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2), (1, 1)], 8),  # the CIFAR pyramid
+    (2, 2, [(9, 10), (5, 5), (3, 3)], 12),                        # a 12x12 kernel (7x7 taps per phase)
+    (1, 3, [(2, 1), (1, 1)], 4),                                  # a 4x4 kernel, a one-column grid
+    (2, 2, [(40, 36), (20, 18), (10, 9)], 8),                     # grids wider than one vector
 ])
-def test_native_upsample_level_matches_torch(s, b, h, w, out_h, out_w, k):
-    gen = torch.Generator().manual_seed(h * w + k)
-    x = torch.randn(s, b, h, w, generator=gen).requires_grad_(True)
-    taps = torch_ops.polyphase_taps(torch.randn(s, k, k, generator=gen) / k).detach().requires_grad_(True)
-    upstream = torch.randn(s, b, out_h, out_w, generator=gen)
-    _assert_twins(lambda *t: cpu_ops._upsample_level(*t, out_h, out_w),
-                  lambda *t: torch_ops._upsample_step(*t, (out_h, out_w)), [x, taps], upstream)
-
-
-def test_native_upsample_pyramid_matches_torch():
-    gen = torch.Generator().manual_seed(3)
-    grids = [(13, 11), (7, 6), (4, 3), (2, 2), (1, 1)]
-    latents = torch.randn(3, 4, sum(h * w for h, w in grids), generator=gen).mul(3).requires_grad_(True)
-    kernel = (torch.randn(3, 8, 8, generator=gen) / 8).requires_grad_(True)
-    upstream = torch.randn(3, 4, len(grids), 13, 11, generator=gen)
-    _assert_twins(lambda *t: ops.upsample_pyramid(*t[:1], grids, t[1], backend="cpu"),
+def test_native_upsample_pyramid_matches_torch(s, n, grids, k):
+    gen = torch.Generator().manual_seed(k + len(grids))
+    latents = torch.randn(s, n, sum(h * w for h, w in grids), generator=gen).mul(3).requires_grad_(True)
+    kernel = (torch.randn(s, k, k, generator=gen) / k).requires_grad_(True)
+    upstream = torch.randn(s, n, len(grids), *grids[0], generator=gen)
+    _assert_twins(lambda *t: ops.upsample_pyramid(t[0], grids, t[1], backend="cpu"),
                   lambda *t: torch_ops.upsample_pyramid(t[0], grids, t[1]), [latents, kernel], upstream)
 
 
@@ -221,8 +212,10 @@ def test_native_ops_reject_bad_shapes():
     with pytest.raises(ValueError, match=r"weight must be \[S, C, C, 3, 3\]"):
         _cpu.conv3_forward(torch.zeros(2, 1, 3, 4, 4).numpy(), torch.zeros(2, 3, 3, 5, 5).numpy(),
                            torch.zeros(2, 3).numpy(), True)
-    with pytest.raises(ValueError, match="at most twice"):
-        _cpu.upsample_forward(torch.zeros(1, 1, 3, 3).numpy(), torch.zeros(1, 4, 25).numpy(), 7, 6)
+    with pytest.raises(ValueError, match="at least half the size"):
+        _cpu.upsample_pyramid_forward(torch.zeros(1, 1, 58).numpy(), torch.zeros(1, 4, 25).numpy(), [(7, 7), (3, 3)])
+    with pytest.raises(ValueError, match="exactly M latents"):
+        _cpu.upsample_pyramid_forward(torch.zeros(1, 1, 50).numpy(), torch.zeros(1, 4, 25).numpy(), [(6, 6), (3, 3)])
     with pytest.raises(ValueError, match=r"neighbour entries must lie in \[0, M\]"):
         _cpu.latent_rate_forward(torch.zeros(1, 1, 3).numpy(), torch.full((3, 16), 4, dtype=torch.int32).numpy(),
                                  [torch.zeros(1, 16, 2).numpy()], [torch.zeros(1, 2).numpy()])

@@ -124,7 +124,9 @@ class SyntheticSet(nn.Module):
         """
         quantized = self.quantized_latents(noise, generator)
         self._cached = (quantized, self.stack.latents._version)
-        images = self.stack.decode(quantized, backend=self.backend)[self.valid]
+        images = self.stack.decode(quantized, backend=self.backend)
+        # Full slices need no mask: a view, where indexing would copy (and scatter the gradient back).
+        images = images.flatten(0, 1) if self.layout.num_images == self.valid.numel() else images[self.valid]
         return self._output(images), self.labels
 
     def forward_subset(self, indices: torch.Tensor, noise: torch.Tensor | None = None,

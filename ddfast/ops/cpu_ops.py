@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ddfast import _cpu
-from ddfast.ops.torch_ops import neighbour_index, run_pyramid
+from ddfast.ops.torch_ops import neighbour_index, polyphase_taps
 
 HEAD_MAX_IN, HEAD_MAX_OUT = 8, 4
 ARM_WIDTHS, ARM_OUT = (16, 32, 64), 2
@@ -287,45 +287,54 @@ def residual_conv(x: Tensor, weight: Tensor, bias: Tensor, relu: bool) -> Tensor
     return _conv3(x, weight, bias, relu)
 
 
-# -- one level of the upsampling pyramid -----------------------------------------------------------------
+# -- the upsampling pyramid --------------------------------------------------------------------------------
 
 
-@torch.library.custom_op("ddfast::cpu_upsample_level", mutates_args=())
-def _upsample_level(x: Tensor, taps: Tensor, out_h: int, out_w: int) -> Tensor:
-    return torch.from_numpy(_cpu.upsample_forward(_np(x), _np(taps), out_h, out_w))
+@torch.library.custom_op("ddfast::cpu_upsample_pyramid", mutates_args=())
+def _upsample_pyramid(latents: Tensor, taps: Tensor, grid_heights: list[int], grid_widths: list[int]) -> Tensor:
+    return torch.from_numpy(_cpu.upsample_pyramid_forward(_np(latents), _np(taps),
+                                                          list(zip(grid_heights, grid_widths))))
 
 
-@_upsample_level.register_fake
-def _(x, taps, out_h, out_w):
-    return x.new_empty(x.shape[0], x.shape[1], out_h, out_w)
+@_upsample_pyramid.register_fake
+def _(latents, taps, grid_heights, grid_widths):
+    s, n, _ = latents.shape
+    return latents.new_empty(s, n, grid_heights[0], grid_widths[0], len(grid_heights))
 
 
-@torch.library.custom_op("ddfast::cpu_upsample_level_backward", mutates_args=())
-def _upsample_level_backward(x: Tensor, taps: Tensor, grad: Tensor) -> tuple[Tensor, Tensor]:
-    grad_x, grad_taps = _cpu.upsample_backward(_np(x), _np(taps), _np(grad))
-    return torch.from_numpy(grad_x), torch.from_numpy(grad_taps)
+@torch.library.custom_op("ddfast::cpu_upsample_pyramid_backward", mutates_args=())
+def _upsample_pyramid_backward(latents: Tensor, taps: Tensor, grad: Tensor, grid_heights: list[int],
+                               grid_widths: list[int]) -> tuple[Tensor, Tensor]:
+    grad_latents, grad_taps = _cpu.upsample_pyramid_backward(_np(latents), _np(taps), _np(grad),
+                                                             list(zip(grid_heights, grid_widths)))
+    return torch.from_numpy(grad_latents), torch.from_numpy(grad_taps)
 
 
-@_upsample_level_backward.register_fake
-def _(x, taps, grad):
-    return torch.empty_like(x), torch.empty_like(taps)
+@_upsample_pyramid_backward.register_fake
+def _(latents, taps, grad, grid_heights, grid_widths):
+    return torch.empty_like(latents), torch.empty_like(taps)
 
 
-def _up_setup(ctx, inputs, output):
+def _pyramid_setup(ctx, inputs, output):
+    ctx.grids = inputs[2:]
     ctx.save_for_backward(inputs[0], inputs[1])
 
 
-def _up_grad(ctx, grad):
-    grad_x, grad_taps = _upsample_level_backward(*ctx.saved_tensors, grad.contiguous())
-    return grad_x, grad_taps, None, None
+def _pyramid_grad(ctx, grad):
+    grad_latents, grad_taps = _upsample_pyramid_backward(*ctx.saved_tensors, grad.contiguous(), *ctx.grids)
+    return grad_latents, grad_taps, None, None
 
 
-_upsample_level.register_autograd(_up_grad, setup_context=_up_setup)
+_upsample_pyramid.register_autograd(_pyramid_grad, setup_context=_pyramid_setup)
 
 
 def upsample_pyramid(latents: Tensor, grid_shapes: Sequence[tuple[int, int]], kernel: Tensor) -> Tensor:
-    """Native twin of torch_ops.upsample_pyramid (one kernel call per level)."""
-    return run_pyramid(latents, grid_shapes, kernel, lambda maps, taps, size: _upsample_level(maps, taps, *size))
+    """Native twin of torch_ops.upsample_pyramid: the whole stack in one pass, no per-level arrays.
+
+    Returned as a [S, n, L, H, W] view of a channels-last array, so the synthesis head's pixel
+    layout (L last) is a free reshape."""
+    heights, widths = zip(*grid_shapes)
+    return _upsample_pyramid(latents, polyphase_taps(kernel), list(heights), list(widths)).permute(0, 1, 4, 2, 3)
 
 
 # -- Laplace rate -------------------------------------------------------------------------------------------
