@@ -1,5 +1,6 @@
 // pybind11 glue of the native CPU image and rate kernels (ddfast.ops.cpu_ops): the synthesis's 3x3
-// residual convs, the upsampling pyramid and the Laplace rate, forward and backward.
+// residual convs, the upsampling pyramid, the Laplace rate and the training quantizer's noisy
+// softround, forward and backward.
 //
 // Threads split image planes (or element blocks); weight gradients go to per-thread accumulators
 // summed at the end. Compiled with -ffp-contract=fast (setup.py), like cpu_ops.cpp.
@@ -8,6 +9,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -277,6 +279,16 @@ constexpr int64_t RATE_BLOCK = 4096;
 
 int64_t blocks(int64_t n) { return (n + RATE_BLOCK - 1) / RATE_BLOCK; }
 
+DDFAST_MULTIVERSION
+void rate_bits(const float* x, const float* mu, const float* s, int64_t n, float* out) {
+    rate::bits(x, mu, s, n, out);
+}
+
+DDFAST_MULTIVERSION
+void rate_grad(const float* x, const float* mu, const float* s, const float* g, int64_t n, float* gx, float* gs) {
+    rate::grad(x, mu, s, g, n, gx, gs);
+}
+
 void require_same_size(const FloatArray& a, const FloatArray& b, const char* what) {
     require(a.size() == b.size(), std::string(what) + " must have x's number of elements");
 }
@@ -291,8 +303,8 @@ FloatArray rate_forward(const FloatArray& x, const FloatArray& mu, const FloatAr
     {
         py::gil_scoped_release release;
         cpu::parallel_jobs(blocks(n), [&](int64_t block) {
-            for (int64_t e = block * RATE_BLOCK; e < std::min(n, (block + 1) * RATE_BLOCK); ++e)
-                dst[e] = rate::bits(px[e], pm[e], ps[e]);
+            const int64_t e = block * RATE_BLOCK;
+            rate_bits(px + e, pm + e, ps + e, std::min(RATE_BLOCK, n - e), dst + e);
         });
     }
     return out;
@@ -311,13 +323,93 @@ py::tuple rate_backward(const FloatArray& x, const FloatArray& mu, const FloatAr
     {
         py::gil_scoped_release release;
         cpu::parallel_jobs(blocks(n), [&](int64_t block) {
-            for (int64_t e = block * RATE_BLOCK; e < std::min(n, (block + 1) * RATE_BLOCK); ++e) {
-                rate::grad(px[e], pm[e], ps[e], pg[e], dx[e], ds[e]);
-                dm[e] = -dx[e];
-            }
+            const int64_t e = block * RATE_BLOCK, count = std::min(RATE_BLOCK, n - e);
+            rate_grad(px + e, pm + e, ps + e, pg + e, count, dx + e, ds + e);
+            for (int64_t i = e; i < e + count; ++i) dm[i] = -dx[i];
         });
     }
     return py::make_tuple(gx, gmu, gs);
+}
+
+
+// ------------------------------------------------------------------------- noisy softround
+// The training quantizer softround(softround(x, T) + noise, T), forward and backward (the
+// gradient to x: the product of both softrounds' slopes), 16 elements at a time.
+
+struct Softround {
+    float inv_t, half_over_tanh;  // 1 / T and 1 / (2 tanh(1 / (2T)))
+
+    explicit Softround(float t) : inv_t(1.0f / t), half_over_tanh(0.5f / std::tanh(0.5f / t)) {}
+
+    // softround(v) and its slope, with tanh(z) = (1 - e) / (1 + e) * sign(z), e = exp(-2|z|).
+    DDF_INLINE head::vec apply(head::vec v, head::vec* slope) const {
+        head::vec floor = __builtin_convertvector(__builtin_convertvector(v, rate::ivec), head::vec);
+        floor = floor > v ? floor - 1.0f : floor;  // truncation -> floor
+        const head::vec z = (v - floor - 0.5f) * inv_t;
+        const head::vec e = rate::exp(-2.0f * (z < 0.0f ? -z : z));
+        const head::vec magnitude = (1.0f - e) / (1.0f + e);
+        const head::vec tanh = z < 0.0f ? -magnitude : magnitude;
+        if (slope != nullptr) *slope = (1.0f - tanh * tanh) * (inv_t * half_over_tanh);
+        return floor + 0.5f + tanh * half_over_tanh;
+    }
+};
+
+DDFAST_MULTIVERSION
+void softround_block(const float* x, const float* noise, float t, int64_t n, const float* g, float* out) {
+    const Softround sr(t);
+    alignas(64) float tail[3][head::LANES] = {};
+    for (int64_t i = 0; i < n; i += head::LANES) {
+        const int64_t count = std::min<int64_t>(head::LANES, n - i);
+        const float *px = x + i, *pn = noise + i, *pg = g != nullptr ? g + i : nullptr;
+        if (count < head::LANES) {  // the last, partial vector through zero-padded copies
+            std::copy(px, px + count, tail[0]);
+            std::copy(pn, pn + count, tail[1]);
+            if (pg != nullptr) std::copy(pg, pg + count, tail[2]);
+            px = tail[0];
+            pn = tail[1];
+            pg = pg != nullptr ? tail[2] : nullptr;
+        }
+        head::vec value;
+        if (pg == nullptr) {
+            value = sr.apply(sr.apply(head::load(px), nullptr) + head::load(pn), nullptr);
+        } else {
+            head::vec inner, outer;
+            sr.apply(sr.apply(head::load(px), &inner) + head::load(pn), &outer);
+            value = head::load(pg) * inner * outer;
+        }
+        alignas(64) float result[head::LANES];
+        head::store(result, value);
+        std::copy(result, result + count, out + i);
+    }
+}
+
+void softround_job(const FloatArray& x, const FloatArray& noise, float temperature, const float* g, float* out) {
+    const int64_t n = x.size();
+    const float *px = x.data(), *pn = noise.data();
+    py::gil_scoped_release release;
+    cpu::parallel_jobs(blocks(n), [&](int64_t block) {
+        const int64_t e = block * RATE_BLOCK;
+        softround_block(px + e, pn + e, temperature, std::min(RATE_BLOCK, n - e), g != nullptr ? g + e : nullptr,
+                        out + e);
+    });
+}
+
+FloatArray softround_forward(const FloatArray& x, const FloatArray& noise, float temperature) {
+    require_same_size(x, noise, "noise");
+    require(temperature > 0.0f, "the temperature must be > 0");
+    FloatArray out(std::vector<int64_t>(x.shape(), x.shape() + x.ndim()));
+    softround_job(x, noise, temperature, nullptr, out.mutable_data());
+    return out;
+}
+
+FloatArray softround_backward(const FloatArray& x, const FloatArray& noise, float temperature,
+                              const FloatArray& grad_out) {
+    require_same_size(x, noise, "noise");
+    require_same_size(x, grad_out, "grad_out");
+    require(temperature > 0.0f, "the temperature must be > 0");
+    FloatArray grad(std::vector<int64_t>(x.shape(), x.shape() + x.ndim()));
+    softround_job(x, noise, temperature, grad_out.data(), grad.mutable_data());
+    return grad;
 }
 
 }  // namespace
@@ -335,6 +427,10 @@ void register_cpu_image_ops(py::module_& m) {
     m.def("upsample_pyramid_backward", &upsample_pyramid_backward, py::arg("latents"), py::arg("taps"),
           py::arg("grad_out"), py::arg("grids"),
           "Gradients (latents [S, n, M], taps [S, 4, T * T]) of sum(grad_out * upsample_pyramid_forward(...)).");
+    m.def("softround_forward", &softround_forward, py::arg("x"), py::arg("noise"), py::arg("temperature"),
+          "softround(softround(x, T) + noise, T) elementwise (the training quantizer's proxy).");
+    m.def("softround_backward", &softround_backward, py::arg("x"), py::arg("noise"), py::arg("temperature"),
+          py::arg("grad_out"), "The gradient to x of sum(grad_out * softround_forward(...)).");
     m.def("rate_forward", &rate_forward, py::arg("x"), py::arg("mu"), py::arg("log_scale"),
           "Laplace bits of every element (at most 16), as ddfast.ops.laplace_rate.");
     m.def("rate_backward", &rate_backward, py::arg("x"), py::arg("mu"), py::arg("log_scale"), py::arg("grad_out"),

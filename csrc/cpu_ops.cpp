@@ -379,6 +379,24 @@ LatentRateJob latent_rate_job(const FloatArray& latents, const IndexArray& neigh
     return job;
 }
 
+// The ARM's (mu, log-scale) rows of a tile ([T, 16] with both in lanes 0 and 1) as two arrays.
+void split_outputs(const float* out16, int64_t rows, float* mu, float* log_scale) {
+    for (int64_t p = 0; p < rows; ++p) {
+        mu[p] = out16[p * arm::LANES];
+        log_scale[p] = out16[p * arm::LANES + 1];
+    }
+}
+
+DDFAST_MULTIVERSION
+void rate_bits(const float* x, const float* mu, const float* s, int64_t n, float* out) {
+    rate::bits(x, mu, s, n, out);
+}
+
+DDFAST_MULTIVERSION
+void rate_grad(const float* x, const float* mu, const float* s, const float* g, int64_t n, float* gx, float* gs) {
+    rate::grad(x, mu, s, g, n, gx, gs);
+}
+
 // Rows [p0, p0 + rows) of one image's contexts into a [tile, C] tile, zero rows after `rows`.
 void gather_tile(const float* padded, const int32_t* nb, int64_t c, int64_t p0, int64_t rows, int64_t tile,
                  float* xt) {
@@ -405,7 +423,7 @@ FloatArray latent_rate_forward(const FloatArray& latents, const IndexArray& neig
         {
             const cpu::FlushDenormals flush;
             std::vector<float> padded(m + 1, 0.0f), xt(tile * c), acts(std::max<int64_t>(l.depth, 1) * tile * c),
-                out16(tile * arm::LANES);
+                out16(tile * arm::LANES), mu(tile), log_scale(tile);
 #pragma omp for schedule(static)
             for (int64_t job = 0; job < shape.slices * shape.images; ++job) {
                 const float* image = src + job * m;
@@ -415,9 +433,8 @@ FloatArray latent_rate_forward(const FloatArray& latents, const IndexArray& neig
                     const int64_t rows = std::min(tile, m - p0);
                     gather_tile(padded.data(), nb, c, p0, rows, tile, xt.data());
                     arm_forward_tile(c, xt.data(), tile, w, acts.data(), out16.data());
-                    for (int64_t p = 0; p < rows; ++p)
-                        dst[job * m + p0 + p] = rate::bits(image[p0 + p], out16[p * arm::LANES],
-                                                           out16[p * arm::LANES + 1]);
+                    split_outputs(out16.data(), rows, mu.data(), log_scale.data());
+                    rate_bits(image + p0, mu.data(), log_scale.data(), rows, dst + job * m + p0);
                 }
             }
         }
@@ -447,7 +464,7 @@ py::tuple latent_rate_backward(const FloatArray& latents, const IndexArray& neig
             const cpu::FlushDenormals flush;
             std::vector<float> padded(m + 1, 0.0f), gpadded(m + 1), xt(tile * c),
                 acts(std::max<int64_t>(depth, 1) * tile * c), out16(tile * arm::LANES), got(tile * arm::OUT, 0.0f),
-                g(tile * c), g2(tile * c), gxt(tile * c);
+                g(tile * c), g2(tile * c), gxt(tile * c), mu(tile), log_scale(tile), gx(tile), gs(tile);
 #pragma omp for schedule(static)
             for (int64_t job = 0; job < shape.slices * shape.images; ++job) {
                 const int64_t s = job / shape.images;
@@ -460,13 +477,13 @@ py::tuple latent_rate_backward(const FloatArray& latents, const IndexArray& neig
                     const int64_t rows = std::min(tile, m - p0);
                     gather_tile(padded.data(), nb, c, p0, rows, tile, xt.data());
                     arm_forward_tile(c, xt.data(), tile, w, acts.data(), out16.data());
+                    split_outputs(out16.data(), rows, mu.data(), log_scale.data());
+                    rate_grad(image + p0, mu.data(), log_scale.data(), gbits + job * m + p0, rows, gx.data(),
+                              gs.data());
                     for (int64_t p = 0; p < rows; ++p) {
-                        float gx, gs;
-                        rate::grad(image[p0 + p], out16[p * arm::LANES], out16[p * arm::LANES + 1],
-                                   gbits[job * m + p0 + p], gx, gs);
-                        gpadded[p0 + p] += gx;
-                        got[p * arm::OUT] = -gx;  // d bits / d mu = -d bits / d x
-                        got[p * arm::OUT + 1] = gs;
+                        gpadded[p0 + p] += gx[p];
+                        got[p * arm::OUT] = -gx[p];  // d bits / d mu = -d bits / d x
+                        got[p * arm::OUT + 1] = gs[p];
                     }
                     std::fill(got.begin() + rows * arm::OUT, got.end(), 0.0f);
                     arm_backward_tile(c, xt.data(), got.data(), tile, w, acts.data(), g.data(), g2.data(),

@@ -206,6 +206,33 @@ def test_codec_rate_takes_the_fused_native_path(monkeypatch):
     assert calls == [1]
     assert torch.allclose(native, stack.rate(q, backend="torch"), rtol=1e-5, atol=1e-5)
 
+
+@pytest.mark.parametrize("shape,temperature", [((3, 5, 1365), 0.3), ((4097,), 0.05), ((7,), 2.0)])
+def test_native_noisy_softround_matches_torch(shape, temperature):
+    gen = torch.Generator().manual_seed(len(shape))
+    x = (torch.randn(shape, generator=gen) * 6).requires_grad_(True)
+    noise = torch.randn(shape, generator=gen) * 0.25
+    upstream = torch.randn(shape, generator=gen)
+
+    def reference(x):  # in float64
+        return torch_ops.noisy_softround(x.double(), noise.double(), temperature).float()
+
+    _assert_twins(lambda x: ops.noisy_softround(x, noise, temperature, backend="cpu"), reference, [x], upstream,
+                  rtol=1e-5, atol=2e-5)
+
+
+def test_quantizer_takes_the_native_softround(monkeypatch):
+    from ddfast.codec.quantizer import JOINT_QUANTIZER
+
+    calls = []
+    fused = cpu_ops.noisy_softround
+    monkeypatch.setattr(cpu_ops, "noisy_softround", lambda *args: calls.append(1) or fused(*args))
+    x = torch.randn(2, 3, 50)
+    noise = torch.randn(2, 3, 50) * 0.25
+    native = JOINT_QUANTIZER(x, training=True, noise=noise)
+    assert calls == [1]
+    assert torch.allclose(native, JOINT_QUANTIZER(x, training=True, noise=noise, backend="torch"), atol=1e-5)
+
 def test_native_ops_reject_bad_shapes():
     from ddfast import _cpu
 
@@ -219,5 +246,7 @@ def test_native_ops_reject_bad_shapes():
     with pytest.raises(ValueError, match=r"neighbour entries must lie in \[0, M\]"):
         _cpu.latent_rate_forward(torch.zeros(1, 1, 3).numpy(), torch.full((3, 16), 4, dtype=torch.int32).numpy(),
                                  [torch.zeros(1, 16, 2).numpy()], [torch.zeros(1, 2).numpy()])
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        _cpu.softround_forward(torch.zeros(3).numpy(), torch.zeros(3).numpy(), 0.0)
     with pytest.raises(ValueError, match="mu must have"):
         _cpu.rate_forward(torch.zeros(5).numpy(), torch.zeros(4).numpy(), torch.zeros(5).numpy())

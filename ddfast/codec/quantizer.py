@@ -6,22 +6,16 @@ softround(x, T) = floor(x) + 1/2 + tanh((x - floor(x) - 1/2) / T) / (2 tanh(1 / 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
+from ddfast import ops
 from ddfast.errors import ConfigError
+from ddfast.ops.torch_ops import softround
 
 QUANTIZER_MODES = ("softround", "softround_alone", "ste", "hardround", "none")
 NOISE_TYPES = ("kumaraswamy", "gaussian", "none")
-
-
-def softround(x: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Differentiable approximation of round(x); tends to round as the temperature goes to 0."""
-    floor = torch.floor(x)
-    delta = x - floor - 0.5
-    return floor + 0.5 + 0.5 * torch.tanh(delta / temperature) / math.tanh(0.5 / temperature)
 
 
 def _draw(sample, shape, generator: torch.Generator | None, device: torch.device | str | None,
@@ -82,7 +76,7 @@ class Quantizer:
         return torch.zeros_like(like)
 
     def __call__(self, x: torch.Tensor, training: bool, noise: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, backend: str = "auto") -> torch.Tensor:
         """Quantize ``x``; in training mode ``noise`` (or a fresh sample) perturbs the proxy."""
         if not training or self.mode == "hardround":
             return torch.round(x)
@@ -95,7 +89,7 @@ class Quantizer:
             noise = self.sample_noise(x, generator)
         if self.mode == "none":
             return x + noise
-        return softround(softround(x, self.temperature) + noise, self.temperature)
+        return ops.noisy_softround(x, noise, self.temperature, backend=backend)
 
 
 WARMUP_QUANTIZER = Quantizer(mode="softround", temperature=0.3, noise="kumaraswamy", noise_param=2.0)

@@ -59,9 +59,10 @@ class CodecStack(nn.Module):
         return self.latents.shape[1]
 
     def quantize(self, quantizer: Quantizer, training: bool, noise: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, backend: str = "auto") -> torch.Tensor:
         """Integer (eval) or proxy-quantized (training) latents Q(gain * y), [S, n, M]."""
-        return quantizer(self.config.gain * self.latents, training, noise=noise, generator=generator)
+        return quantizer(self.config.gain * self.latents, training, noise=noise, generator=generator,
+                         backend=backend)
 
     def decode(self, quantized: torch.Tensor, backend: str = "auto") -> torch.Tensor:
         """Quantized latents [S, n, M] -> images [S, n, channels, H, W] (upsampling + synthesis)."""

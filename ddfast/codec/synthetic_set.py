@@ -111,7 +111,8 @@ class SyntheticSet(nn.Module):
     def quantized_latents(self, noise: torch.Tensor | None = None,
                           generator: torch.Generator | None = None) -> torch.Tensor:
         """[S, n_max, M] latents after Q(gain * y): proxies in train mode, integers in eval mode."""
-        return self.stack.quantize(self.quantizer, self.training, noise=noise, generator=generator)
+        return self.stack.quantize(self.quantizer, self.training, noise=noise, generator=generator,
+                                   backend=self.backend)
 
     def forward(self, noise: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:

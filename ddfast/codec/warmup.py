@@ -58,7 +58,7 @@ def slice_losses(stack: CodecStack, targets: _Targets, quantizer: Quantizer, tra
                  generator: torch.Generator | None = None, backend: str = "auto"
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-slice (loss, mse, bits) of a stack against its targets."""
-    quantized = stack.quantize(quantizer, training, generator=generator)
+    quantized = stack.quantize(quantizer, training, generator=generator, backend=backend)
     images = stack.decode(quantized, backend=backend)
     mask = targets.valid.to(images.dtype)
     channels = images.shape[2]

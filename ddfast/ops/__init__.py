@@ -93,6 +93,14 @@ def latent_rate(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]], o
                         backend=backend)
     return laplace_rate(latents.reshape(s, n * m), out[..., 0], out[..., 1], backend=backend).reshape(s, n, m)
 
+
+def noisy_softround(x: torch.Tensor, noise: torch.Tensor, temperature: float, backend: str = "auto") -> torch.Tensor:
+    """The training quantizer's proxy softround(softround(x, T) + noise, T) (gradient to x only);
+    the cpu path fuses both softrounds, forward and backward, into one pass."""
+    if resolve_backend(backend, x) == "cpu" and noise.shape == x.shape and _native_ok(noise):
+        return _cpu_module().noisy_softround(x, noise, temperature)
+    return torch_ops.noisy_softround(x, noise, temperature)
+
 def laplace_rate(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor,
                  backend: str = "auto") -> torch.Tensor:
     """Bits of each integer(-ish) x under Laplace(mu, exp(clamp(s - 4, -4.6, 5))), at most 16."""
@@ -141,5 +149,5 @@ def pointwise_mlp(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequ
     return torch_ops.pointwise_mlp(x, weights, biases, relus)
 
 
-__all__ = ["BACKENDS", "gather_context", "laplace_rate", "latent_rate", "laplace_scale", "pointwise_mlp",
-           "residual_conv", "resolve_backend", "upsample_pyramid"]
+__all__ = ["BACKENDS", "gather_context", "laplace_rate", "latent_rate", "laplace_scale", "noisy_softround",
+           "pointwise_mlp", "residual_conv", "resolve_backend", "upsample_pyramid"]

@@ -374,3 +374,44 @@ _laplace_rate.register_autograd(_rate_grad, setup_context=_rate_setup)
 def laplace_rate(x: Tensor, mu: Tensor, log_scale: Tensor) -> Tensor:
     """Native twin of torch_ops.laplace_rate (mu and log_scale broadcast to x's shape)."""
     return _laplace_rate(x, mu.expand_as(x), log_scale.expand_as(x))
+
+
+# -- the training quantizer: softround(softround(x, T) + noise, T) -------------------------------------------
+
+
+@torch.library.custom_op("ddfast::cpu_noisy_softround", mutates_args=())
+def _noisy_softround(x: Tensor, noise: Tensor, temperature: float) -> Tensor:
+    return torch.from_numpy(_cpu.softround_forward(_np(x), _np(noise), temperature))
+
+
+@_noisy_softround.register_fake
+def _(x, noise, temperature):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("ddfast::cpu_noisy_softround_backward", mutates_args=())
+def _noisy_softround_backward(x: Tensor, noise: Tensor, temperature: float, grad: Tensor) -> Tensor:
+    return torch.from_numpy(_cpu.softround_backward(_np(x), _np(noise), temperature, _np(grad)))
+
+
+@_noisy_softround_backward.register_fake
+def _(x, noise, temperature, grad):
+    return torch.empty_like(x)
+
+
+def _softround_setup(ctx, inputs, output):
+    ctx.temperature = inputs[2]
+    ctx.save_for_backward(inputs[0], inputs[1])
+
+
+def _softround_grad(ctx, grad):
+    x, noise = ctx.saved_tensors
+    return _noisy_softround_backward(x, noise, ctx.temperature, grad.contiguous()), None, None
+
+
+_noisy_softround.register_autograd(_softround_grad, setup_context=_softround_setup)
+
+
+def noisy_softround(x: Tensor, noise: Tensor, temperature: float) -> Tensor:
+    """Native twin of torch_ops.noisy_softround (no gradient to the noise)."""
+    return _noisy_softround(x, noise, float(temperature))

@@ -47,6 +47,19 @@ def gather_context(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]]
 
 
 
+
+def softround(x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Differentiable approximation of round(x); tends to round as the temperature goes to 0:
+    floor(x) + 1/2 + tanh((x - floor(x) - 1/2) / T) / (2 tanh(1 / (2T)))."""
+    floor = torch.floor(x)
+    delta = x - floor - 0.5
+    return floor + 0.5 + 0.5 * torch.tanh(delta / temperature) / math.tanh(0.5 / temperature)
+
+
+def noisy_softround(x: torch.Tensor, noise: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The training quantizer's proxy softround(softround(x, T) + noise, T)."""
+    return softround(softround(x, temperature) + noise, temperature)
+
 def laplace_scale(log_scale: torch.Tensor) -> torch.Tensor:
     """The reference's scale mapping b = exp(clamp(s - 4, -4.6, 5))."""
     return torch.exp(torch.clamp(log_scale - LOG_SCALE_OFFSET, LOG_SCALE_MIN, LOG_SCALE_MAX))
