@@ -398,6 +398,7 @@ void rate_grad(const float* x, const float* mu, const float* s, const float* g, 
 }
 
 // Rows [p0, p0 + rows) of one image's contexts into a [tile, C] tile, zero rows after `rows`.
+DDFAST_MULTIVERSION
 void gather_tile(const float* padded, const int32_t* nb, int64_t c, int64_t p0, int64_t rows, int64_t tile,
                  float* xt) {
     for (int64_t p = 0; p < rows; ++p) {
@@ -406,6 +407,16 @@ void gather_tile(const float* padded, const int32_t* nb, int64_t c, int64_t p0, 
         for (int64_t k = 0; k < c; ++k) row[k] = padded[index[k]];
     }
     std::fill(xt + rows * c, xt + tile * c, 0.0f);
+}
+
+// The adjoint of gather_tile: adds the [rows, C] context gradient into the padded latent gradient.
+DDFAST_MULTIVERSION
+void scatter_tile(const float* gxt, const int32_t* nb, int64_t c, int64_t p0, int64_t rows, float* gpadded) {
+    for (int64_t p = 0; p < rows; ++p) {
+        const int32_t* index = nb + (p0 + p) * c;
+        const float* row = gxt + p * c;
+        for (int64_t k = 0; k < c; ++k) gpadded[index[k]] += row[k];
+    }
 }
 
 FloatArray latent_rate_forward(const FloatArray& latents, const IndexArray& neighbours,
@@ -489,11 +500,7 @@ py::tuple latent_rate_backward(const FloatArray& latents, const IndexArray& neig
                     arm_backward_tile(c, xt.data(), got.data(), tile, w, acts.data(), g.data(), g2.data(),
                                       gxt.data(), acc, acc + depth * c * c, acc + depth * c * c + depth * c,
                                       acc + depth * c * c + depth * c + arm::OUT * c);
-                    for (int64_t p = 0; p < rows; ++p) {
-                        const int32_t* index = nb + (p0 + p) * c;
-                        const float* row = gxt.data() + p * c;
-                        for (int64_t k = 0; k < c; ++k) gpadded[index[k]] += row[k];
-                    }
+                    scatter_tile(gxt.data(), nb, c, p0, rows, gpadded.data());
                 }
                 std::copy(gpadded.begin(), gpadded.begin() + m, gdst + job * m);
             }
