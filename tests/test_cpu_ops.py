@@ -161,7 +161,6 @@ def test_native_laplace_rate_matches_torch():
     assert bits.max() <= 16 and bits.min() >= 0
 
 
-
 @pytest.mark.parametrize("s,n,c,depth,image", [
     (3, 5, 16, 2, (32, 32)),   # the CIFAR ARM, several slices and images
     (2, 3, 32, 1, (13, 11)),   # odd, non-square grids
@@ -232,6 +231,7 @@ def test_quantizer_takes_the_native_softround(monkeypatch):
     native = JOINT_QUANTIZER(x, training=True, noise=noise)
     assert calls == [1]
     assert torch.allclose(native, JOINT_QUANTIZER(x, training=True, noise=noise, backend="torch"), atol=1e-5)
+
 
 def test_native_ops_reject_bad_shapes():
     from ddfast import _cpu

@@ -77,7 +77,6 @@ def gather_context(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]]
     return torch_ops.gather_context(latents, grid_shapes, offsets)
 
 
-
 def latent_rate(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]], offsets: Sequence[tuple[int, int]],
                 weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], backend: str = "auto") -> torch.Tensor:
     """Bits [S, n, M] of every latent under its slice's ARM: causal context gather, the ARM's MLP
@@ -100,6 +99,7 @@ def noisy_softround(x: torch.Tensor, noise: torch.Tensor, temperature: float, ba
     if resolve_backend(backend, x) == "cpu" and noise.shape == x.shape and _native_ok(noise):
         return _cpu_module().noisy_softround(x, noise, temperature)
     return torch_ops.noisy_softround(x, noise, temperature)
+
 
 def laplace_rate(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor,
                  backend: str = "auto") -> torch.Tensor:

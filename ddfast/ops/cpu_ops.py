@@ -185,7 +185,6 @@ def pointwise_mlp(x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]
     return _mlp(x, list(weights), list(biases), [bool(r) for r in relus])
 
 
-
 # -- the latent rate: context gather + ARM + Laplace bits in one pass ----------------------------------------
 
 
@@ -240,6 +239,7 @@ def latent_rate(latents: Tensor, grid_shapes: Sequence[tuple[int, int]], offsets
 def neighbour_table(grid_shapes: tuple[tuple[int, int], ...], offsets: tuple[tuple[int, int], ...]) -> Tensor:
     """torch_ops.neighbour_index as the int32 [M, C] table the native kernel reads."""
     return neighbour_index(grid_shapes, offsets).to(torch.int32)
+
 
 # -- the synthesis's residual 3x3 convs ---------------------------------------------------------------
 

@@ -46,8 +46,6 @@ def gather_context(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]]
     return padded.index_select(1, index.reshape(-1)).reshape(batch, total, index.shape[1])
 
 
-
-
 def softround(x: torch.Tensor, temperature: float) -> torch.Tensor:
     """Differentiable approximation of round(x); tends to round as the temperature goes to 0:
     floor(x) + 1/2 + tanh((x - floor(x) - 1/2) / T) / (2 tanh(1 / (2T)))."""
@@ -59,6 +57,7 @@ def softround(x: torch.Tensor, temperature: float) -> torch.Tensor:
 def noisy_softround(x: torch.Tensor, noise: torch.Tensor, temperature: float) -> torch.Tensor:
     """The training quantizer's proxy softround(softround(x, T) + noise, T)."""
     return softround(softround(x, temperature) + noise, temperature)
+
 
 def laplace_scale(log_scale: torch.Tensor) -> torch.Tensor:
     """The reference's scale mapping b = exp(clamp(s - 4, -4.6, 5))."""
