@@ -220,7 +220,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     # Fashion-MNIST on a 2-core CPU: DM at budgets of about 1, 2, 4 and 8 kB per class, GM at two; 64 real
     # images per class per step (the references: 256) and 1,000 DM / 200 GM joint iterations keep each run
     # under about half an hour; a coarser warm-up (lower beta) buys more images per byte.
-    _fashion_mnist("fashion-mnist-dm-1kb", "dm", 5, 10.0, ((500, 20.0), (500, 2.0)), 1.0,
+    _fashion_mnist("fashion-mnist-dm-1kb", "dm", 3, 10.0, ((500, 20.0), (500, 2.0)), 1.0,
                    "Fashion-MNIST, DM at 1 kB per class (a 2-core CPU: about 15 minutes + evaluation)"),
     _fashion_mnist("fashion-mnist-dm-2kb", "dm", 14, 30.0, ((500, 20.0), (500, 2.0)), 2.0,
                    "Fashion-MNIST, DM at 2 kB per class (a 2-core CPU: about 15 minutes + evaluation)"),
@@ -228,7 +228,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                    "Fashion-MNIST, DM at 4 kB per class (a 2-core CPU: about 20 minutes + evaluation)"),
     _fashion_mnist("fashion-mnist-dm-8kb", "dm", 40, 1e3, ((500, 20.0), (500, 2.0)), 8.0,
                    "Fashion-MNIST, DM at 8 kB per class (a 2-core CPU: about 25 minutes + evaluation)"),
-    _fashion_mnist("fashion-mnist-gm-1kb", "gm", 6, 10.0, ((100, 1.0), (100, 0.1)), 1.0,
+    _fashion_mnist("fashion-mnist-gm-1kb", "gm", 3, 10.0, ((100, 1.0), (100, 0.1)), 1.0,
                    "Fashion-MNIST, GM at 1 kB per class, loops (1, 1) (a 2-core CPU: about 15 minutes + evaluation)",
                    gm_loops=(1, 1)),
     _fashion_mnist("fashion-mnist-gm-2kb", "gm", 14, 30.0, ((100, 1.0), (100, 0.1)), 2.0,
