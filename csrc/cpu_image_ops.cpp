@@ -174,9 +174,9 @@ void upsample_forward_plane(const float* x, int64_t h, int64_t w, const float* t
 
 DDFAST_MULTIVERSION
 void upsample_backward_plane(const float* x, const float* g, int64_t h, int64_t w, const float* taps, int64_t r,
-                             int64_t oh, int64_t ow, float* xp, float* gp, float* row, float* acc, float* gx,
-                             float* gtaps) {
-    img::upsample_backward(x, g, h, w, taps, r, oh, ow, xp, gp, row, acc, gx, gtaps);
+                             int64_t oh, int64_t ow, float* xp, float* gp, float* row, float* acc, float* phases,
+                             float* gx, float* gtaps) {
+    img::upsample_backward(x, g, h, w, taps, r, oh, ow, xp, gp, row, acc, phases, gx, gtaps);
 }
 
 // Grid j of one image's latents upsampled to every finer grid: chain + offset[k] holds it at grid k's
@@ -241,7 +241,7 @@ py::tuple upsample_pyramid_backward(const FloatArray& latents, const FloatArray&
             const cpu::FlushDenormals flush;
             std::vector<float> xp(padded_size(p)), gp(padded_size(p)), row(p.w[0]), chain(p.m), glast(plane),
                 ga(plane), gb(plane);
-            std::vector<float> acc(4 * p.t2 * head::LANES, 0.0f);
+            std::vector<float> acc(4 * p.t2 * head::LANES, 0.0f), phases(4 * p.h[0] * head::LANES);
 #pragma omp for schedule(static)
             for (int64_t job = 0; job < p.slices * p.images; ++job) {
                 const int64_t slice = job / p.images;
@@ -256,7 +256,7 @@ py::tuple upsample_pyramid_backward(const FloatArray& latents, const FloatArray&
                         const float* x = k + 1 == j ? image + p.offset[j] : chain.data() + p.offset[k + 1];
                         float* gnext = k + 1 == j ? gl + p.offset[j] : gcur == ga.data() ? gb.data() : ga.data();
                         upsample_backward_plane(x, gcur, p.h[k + 1], p.w[k + 1], tp, p.radius, p.h[k], p.w[k],
-                                                xp.data(), gp.data(), row.data(), acc.data(), gnext,
+                                                xp.data(), gp.data(), row.data(), acc.data(), phases.data(), gnext,
                                                 partials.mine(slice));
                         gcur = gnext;
                     }

@@ -162,30 +162,51 @@ DDF_INLINE void forward(const float* xp, int64_t pw, int64_t h, const float* tap
         }
 }
 
-// The tap gradients are added lane-wise into acc ([4 t t, LANES]; see add_tap_sums).
+// The tap gradients are added lane-wise into acc ([4 t t, LANES]; see add_tap_sums). The output
+// gradient is first split into its four phase planes (phases: [4, h, LANES] scratch), so that each
+// tap's sum over the rows stays in registers and each gp row is updated once for all four phases.
 DDF_INLINE void backward(const float* xp, int64_t pw, int64_t h, const float* g, const float* taps, int64_t t,
-                         int64_t oh, int64_t ow, float* gp, float* acc) {
-    const int64_t tt = t * t;
+                         int64_t oh, int64_t ow, float* gp, float* acc, float* phases) {
+    const int64_t tt = t * t, plane = h * LANES;
     alignas(64) float line[2 * LANES];
     for (int64_t v = 0; v < h; ++v)
-        for (int64_t qy = 0; qy < 2 && 2 * v + qy < oh; ++qy) {
-            std::copy(g + (2 * v + qy) * ow, g + (2 * v + qy + 1) * ow, line);
-            std::fill(line + ow, line + 2 * LANES, 0.0f);
-            const vec lo = load(line), hi = load(line + LANES);
-            const vec g0 = __builtin_shuffle(lo, hi, EVEN), g1 = __builtin_shuffle(lo, hi, ODD);
-            const float *k0 = taps + 2 * qy * tt, *k1 = k0 + tt;
-            float *a0 = acc + 2 * qy * tt * LANES, *a1 = a0 + tt * LANES;
-            // c outer: consecutive stores to gp hit different rows (an unaligned load that partly
-            // overlaps a store still in flight cannot be forwarded and stalls).
-            for (int64_t c = 0; c < t; ++c)
-                for (int64_t a = 0; a < t; ++a) {
-                    const int64_t j = a * t + c, at = (v + a) * pw + c;
-                    const vec x = load(xp + at);
-                    store(a0 + j * LANES, load(a0 + j * LANES) + g0 * x);
-                    store(a1 + j * LANES, load(a1 + j * LANES) + g1 * x);
-                    store(gp + at, load(gp + at) + k0[j] * g0 + k1[j] * g1);
-                }
+        for (int64_t qy = 0; qy < 2; ++qy) {
+            vec g0{}, g1{};
+            if (2 * v + qy < oh) {
+                std::copy(g + (2 * v + qy) * ow, g + (2 * v + qy + 1) * ow, line);
+                std::fill(line + ow, line + 2 * LANES, 0.0f);
+                const vec lo = load(line), hi = load(line + LANES);
+                g0 = __builtin_shuffle(lo, hi, EVEN);
+                g1 = __builtin_shuffle(lo, hi, ODD);
+            }
+            store(phases + 2 * qy * plane + v * LANES, g0);
+            store(phases + (2 * qy + 1) * plane + v * LANES, g1);
         }
+    for (int64_t a = 0; a < t; ++a)
+        for (int64_t c = 0; c < t; ++c) {
+            vec s[4] = {};
+            for (int64_t v = 0; v < h; ++v) {
+                const vec x = load(xp + (v + a) * pw + c);
+                for (int q = 0; q < 4; ++q) s[q] += load(phases + q * plane + v * LANES) * x;
+            }
+            for (int q = 0; q < 4; ++q) {
+                float* dst = acc + (q * tt + a * t + c) * LANES;
+                store(dst, load(dst) + s[q]);
+            }
+        }
+    for (int64_t v = 0; v < h; ++v) {
+        vec gq[4];
+        for (int q = 0; q < 4; ++q) gq[q] = load(phases + q * plane + v * LANES);
+        // c outer: consecutive stores to gp hit different rows (an unaligned load that partly
+        // overlaps a store still in flight cannot be forwarded and stalls).
+        for (int64_t c = 0; c < t; ++c)
+            for (int64_t a = 0; a < t; ++a) {
+                const int64_t j = a * t + c, at = (v + a) * pw + c;
+                vec sum = load(gp + at);
+                for (int q = 0; q < 4; ++q) sum += taps[q * tt + j] * gq[q];
+                store(gp + at, sum);
+            }
+    }
 }
 
 }  // namespace narrow
@@ -223,15 +244,15 @@ DDF_INLINE void upsample_forward(const float* x, int64_t h, int64_t w, const flo
 // Backward of upsample_forward for one plane: gx [h, w] (overwritten) and the tap gradient added to
 // gtaps [4, t * t] -- or, for planes at most LANES wide, lane-wise to acc [4 t t, LANES], to be
 // summed into gtaps by add_tap_sums once for many planes. Scratch: xp and gp [h + 2r, w + 2r] (+ LANES
-// floats), row [w].
+// floats), row [w], phases [4, h, LANES].
 DDF_INLINE void upsample_backward(const float* x, const float* g, int64_t h, int64_t w, const float* taps, int64_t r,
-                              int64_t oh, int64_t ow, float* xp, float* gp, float* row, float* acc, float* gx,
-                              float* gtaps) {
+                              int64_t oh, int64_t ow, float* xp, float* gp, float* row, float* acc, float* phases,
+                              float* gx, float* gtaps) {
     const int64_t t = 2 * r + 1, pw = w + 2 * r;
     pad_plane(x, h, w, r, xp);
     std::fill(gp, gp + (h + 2 * r) * pw, 0.0f);
     if (w <= narrow::LANES) {
-        narrow::backward(xp, pw, h, g, taps, t, oh, ow, gp, acc);
+        narrow::backward(xp, pw, h, g, taps, t, oh, ow, gp, acc, phases);
         std::fill(gx, gx + h * w, 0.0f);
         fold_plane(gp, h, w, r, gx);
         return;
