@@ -42,11 +42,24 @@ DDF_INLINE void fold_plane(const float* src, int64_t h, int64_t w, int64_t r, fl
     }
 }
 
-// sum_x a[x] * b[x]
+// sum_x a[x] * b[x], with four independent vector sums (one chain of multiply-adds would wait on
+// each add's latency).
 DDF_INLINE float dot(const float* a, const float* b, int64_t n) {
+    using head::load;
+    constexpr int64_t L = head::LANES;
+    head::vec s0{}, s1{}, s2{}, s3{};
+    int64_t x = 0;
+    for (; x + 4 * L <= n; x += 4 * L) {
+        s0 += load(a + x) * load(b + x);
+        s1 += load(a + x + L) * load(b + x + L);
+        s2 += load(a + x + 2 * L) * load(b + x + 2 * L);
+        s3 += load(a + x + 3 * L) * load(b + x + 3 * L);
+    }
+    for (; x + L <= n; x += L) s0 += load(a + x) * load(b + x);
+    const head::vec s = (s0 + s1) + (s2 + s3);
     float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t x = 0; x < n; ++x) acc += a[x] * b[x];
+    for (int l = 0; l < L; ++l) acc += s[l];
+    for (; x < n; ++x) acc += a[x] * b[x];
     return acc;
 }
 
