@@ -125,10 +125,14 @@ class SyntheticSet(nn.Module):
         """
         quantized = self.quantized_latents(noise, generator)
         self._cached = (quantized, self.stack.latents._version)
+        return self._decode(quantized), self.labels
+
+    def _decode(self, quantized: torch.Tensor) -> torch.Tensor:
+        """Quantized latents -> the set's images [N, C, H, W] (valid images only, class-major)."""
         images = self.stack.decode(quantized, backend=self.backend)
         # Full slices need no mask: a view, where indexing would copy (and scatter the gradient back).
         images = images.flatten(0, 1) if self.layout.num_images == self.valid.numel() else images[self.valid]
-        return self._output(images), self.labels
+        return self._output(images)
 
     def forward_subset(self, indices: torch.Tensor, noise: torch.Tensor | None = None,
                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,15 +172,18 @@ class SyntheticSet(nn.Module):
         Uses the quantized latents of the latest forward when the latents have not changed since;
         otherwise quantizes afresh.
         """
-        quantized = self._latest_quantized()
+        return self._slice_bits(self._latest_quantized())
+
+    def _slice_bits(self, quantized: torch.Tensor) -> torch.Tensor:
         bits = self.stack.rate(quantized, backend=self.backend)
         return (bits * self.valid.unsqueeze(-1)).sum(dim=(1, 2))
 
     def forward_with_rate(self, noise: torch.Tensor | None = None, generator: torch.Generator | None = None
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(images, labels, bits per slice) from one quantization of the latents."""
-        images, labels = self(noise, generator)
-        return images, labels, self.rate_bits()
+        quantized = self.quantized_latents(noise, generator)
+        self._cached = (quantized, self.stack.latents._version)
+        return self._decode(quantized), self.labels, self._slice_bits(quantized)
 
     def _latest_quantized(self) -> torch.Tensor:
         if self._cached is not None:

@@ -30,13 +30,20 @@ def _triton_module():
         return None
 
 
-@lru_cache(maxsize=1)
-def _cpu_module():
+def _load_cpu_module():
     """ddfast.ops.cpu_ops, or None when the native module is missing."""
     try:
         return importlib.import_module("ddfast.ops.cpu_ops")
     except ImportError:
         return None
+
+
+# Loaded once at import (it is cheap, unlike Triton): a plain global, so torch.compile sees a constant.
+_CPU_OPS = _load_cpu_module()
+
+
+def _cpu_module():
+    return _CPU_OPS
 
 
 def _interpreting() -> bool:

@@ -25,6 +25,11 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
+def _empty(like: Tensor) -> Tensor:
+    """A contiguous tensor shaped like ``like``: what the kernels return, whatever its strides (fakes)."""
+    return like.new_empty(like.shape)
+
+
 def supports(x: Tensor) -> bool:
     """Whether the native kernels take this tensor: float32 on the CPU."""
     return x.device.type == "cpu" and x.dtype == torch.float32
@@ -54,8 +59,8 @@ def _mlp_backward(x: Tensor, weights: list[Tensor], biases: list[Tensor], relus:
 
 @_mlp_backward.register_fake
 def _(x, weights, biases, relus, grad, need_grad_x):
-    return (torch.empty_like(x) if need_grad_x else x.new_empty(0), [torch.empty_like(w) for w in weights],
-            [torch.empty_like(b) for b in biases])
+    return (_empty(x) if need_grad_x else x.new_empty(0), [_empty(w) for w in weights],
+            [_empty(b) for b in biases])
 
 
 def _mlp_setup(ctx, inputs, output):
@@ -99,8 +104,8 @@ def _head_backward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, gr
 
 @_head_backward.register_fake
 def _(x, w1, b1, w2, b2, grad, need_grad_x):
-    return (torch.empty_like(x) if need_grad_x else x.new_empty(0), torch.empty_like(w1), torch.empty_like(b1),
-            torch.empty_like(w2), torch.empty_like(b2))
+    return (_empty(x) if need_grad_x else x.new_empty(0), _empty(w1), _empty(b1),
+            _empty(w2), _empty(b2))
 
 
 def _head_setup(ctx, inputs, output):
@@ -140,8 +145,8 @@ def _arm_backward(x: Tensor, weights: list[Tensor], biases: list[Tensor], grad: 
 
 @_arm_backward.register_fake
 def _(x, weights, biases, grad, need_grad_x):
-    return (torch.empty_like(x) if need_grad_x else x.new_empty(0), [torch.empty_like(w) for w in weights],
-            [torch.empty_like(b) for b in biases])
+    return (_empty(x) if need_grad_x else x.new_empty(0), [_empty(w) for w in weights],
+            [_empty(b) for b in biases])
 
 
 def _arm_setup(ctx, inputs, output):
@@ -196,7 +201,7 @@ def _latent_rate(latents: Tensor, neighbours: Tensor, weights: list[Tensor], bia
 
 @_latent_rate.register_fake
 def _(latents, neighbours, weights, biases):
-    return torch.empty_like(latents)
+    return _empty(latents)
 
 
 @torch.library.custom_op("ddfast::cpu_latent_rate_backward", mutates_args=())
@@ -209,7 +214,7 @@ def _latent_rate_backward(latents: Tensor, neighbours: Tensor, weights: list[Ten
 
 @_latent_rate_backward.register_fake
 def _(latents, neighbours, weights, biases, grad):
-    return torch.empty_like(latents), [torch.empty_like(w) for w in weights], [torch.empty_like(b) for b in biases]
+    return _empty(latents), [_empty(w) for w in weights], [_empty(b) for b in biases]
 
 
 def _latent_rate_setup(ctx, inputs, output):
@@ -251,7 +256,7 @@ def _conv3(x: Tensor, weight: Tensor, bias: Tensor, relu: bool) -> Tensor:
 
 @_conv3.register_fake
 def _(x, weight, bias, relu):
-    return torch.empty_like(x)
+    return _empty(x)
 
 
 @torch.library.custom_op("ddfast::cpu_conv3_backward", mutates_args=())
@@ -264,7 +269,7 @@ def _conv3_backward(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, grad: Te
 
 @_conv3_backward.register_fake
 def _(x, y, weight, bias, grad, relu, need_grad_x):
-    return (torch.empty_like(x) if need_grad_x else x.new_empty(0), torch.empty_like(weight), torch.empty_like(bias))
+    return (_empty(x) if need_grad_x else x.new_empty(0), _empty(weight), _empty(bias))
 
 
 def _conv3_setup(ctx, inputs, output):
@@ -312,7 +317,7 @@ def _upsample_pyramid_backward(latents: Tensor, taps: Tensor, grad: Tensor, grid
 
 @_upsample_pyramid_backward.register_fake
 def _(latents, taps, grad, grid_heights, grid_widths):
-    return torch.empty_like(latents), torch.empty_like(taps)
+    return _empty(latents), _empty(taps)
 
 
 def _pyramid_setup(ctx, inputs, output):
@@ -347,7 +352,7 @@ def _laplace_rate(x: Tensor, mu: Tensor, log_scale: Tensor) -> Tensor:
 
 @_laplace_rate.register_fake
 def _(x, mu, log_scale):
-    return torch.empty_like(x)
+    return _empty(x)
 
 
 @torch.library.custom_op("ddfast::cpu_laplace_rate_backward", mutates_args=())
@@ -357,7 +362,7 @@ def _laplace_rate_backward(x: Tensor, mu: Tensor, log_scale: Tensor, grad: Tenso
 
 @_laplace_rate_backward.register_fake
 def _(x, mu, log_scale, grad):
-    return torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+    return _empty(x), _empty(x), _empty(x)
 
 
 def _rate_setup(ctx, inputs, output):
@@ -386,7 +391,7 @@ def _noisy_softround(x: Tensor, noise: Tensor, temperature: float) -> Tensor:
 
 @_noisy_softround.register_fake
 def _(x, noise, temperature):
-    return torch.empty_like(x)
+    return _empty(x)
 
 
 @torch.library.custom_op("ddfast::cpu_noisy_softround_backward", mutates_args=())
@@ -396,7 +401,7 @@ def _noisy_softround_backward(x: Tensor, noise: Tensor, temperature: float, grad
 
 @_noisy_softround_backward.register_fake
 def _(x, noise, temperature, grad):
-    return torch.empty_like(x)
+    return _empty(x)
 
 
 def _softround_setup(ctx, inputs, output):
