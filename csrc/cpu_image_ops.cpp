@@ -21,6 +21,20 @@
 #include "multiversion.h"
 
 namespace ddfast {
+
+// The rate entry points declared in laplace_rate.h, compiled once per instruction set.
+namespace rate {
+
+DDFAST_MULTIVERSION
+void bits_rows(const float* x, const float* mu, const float* s, int64_t n, float* out) { bits(x, mu, s, n, out); }
+
+DDFAST_MULTIVERSION
+void grad_rows(const float* x, const float* mu, const float* s, const float* g, int64_t n, float* gx, float* gs) {
+    grad(x, mu, s, g, n, gx, gs);
+}
+
+}  // namespace rate
+
 namespace {
 
 namespace py = pybind11;
@@ -279,16 +293,6 @@ constexpr int64_t RATE_BLOCK = 4096;
 
 int64_t blocks(int64_t n) { return (n + RATE_BLOCK - 1) / RATE_BLOCK; }
 
-DDFAST_MULTIVERSION
-void rate_bits(const float* x, const float* mu, const float* s, int64_t n, float* out) {
-    rate::bits(x, mu, s, n, out);
-}
-
-DDFAST_MULTIVERSION
-void rate_grad(const float* x, const float* mu, const float* s, const float* g, int64_t n, float* gx, float* gs) {
-    rate::grad(x, mu, s, g, n, gx, gs);
-}
-
 void require_same_size(const FloatArray& a, const FloatArray& b, const char* what) {
     require(a.size() == b.size(), std::string(what) + " must have x's number of elements");
 }
@@ -304,7 +308,7 @@ FloatArray rate_forward(const FloatArray& x, const FloatArray& mu, const FloatAr
         py::gil_scoped_release release;
         cpu::parallel_jobs(blocks(n), [&](int64_t block) {
             const int64_t e = block * RATE_BLOCK;
-            rate_bits(px + e, pm + e, ps + e, std::min(RATE_BLOCK, n - e), dst + e);
+            rate::bits_rows(px + e, pm + e, ps + e, std::min(RATE_BLOCK, n - e), dst + e);
         });
     }
     return out;
@@ -324,7 +328,7 @@ py::tuple rate_backward(const FloatArray& x, const FloatArray& mu, const FloatAr
         py::gil_scoped_release release;
         cpu::parallel_jobs(blocks(n), [&](int64_t block) {
             const int64_t e = block * RATE_BLOCK, count = std::min(RATE_BLOCK, n - e);
-            rate_grad(px + e, pm + e, ps + e, pg + e, count, dx + e, ds + e);
+            rate::grad_rows(px + e, pm + e, ps + e, pg + e, count, dx + e, ds + e);
             for (int64_t i = e; i < e + count; ++i) dm[i] = -dx[i];
         });
     }

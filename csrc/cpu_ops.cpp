@@ -387,16 +387,6 @@ void split_outputs(const float* out16, int64_t rows, float* mu, float* log_scale
     }
 }
 
-DDFAST_MULTIVERSION
-void rate_bits(const float* x, const float* mu, const float* s, int64_t n, float* out) {
-    rate::bits(x, mu, s, n, out);
-}
-
-DDFAST_MULTIVERSION
-void rate_grad(const float* x, const float* mu, const float* s, const float* g, int64_t n, float* gx, float* gs) {
-    rate::grad(x, mu, s, g, n, gx, gs);
-}
-
 // Rows [p0, p0 + rows) of one image's contexts into a [tile, C] tile, zero rows after `rows`.
 DDFAST_MULTIVERSION
 void gather_tile(const float* padded, const int32_t* nb, int64_t c, int64_t p0, int64_t rows, int64_t tile,
@@ -445,7 +435,7 @@ FloatArray latent_rate_forward(const FloatArray& latents, const IndexArray& neig
                     gather_tile(padded.data(), nb, c, p0, rows, tile, xt.data());
                     arm_forward_tile(c, xt.data(), tile, w, acts.data(), out16.data());
                     split_outputs(out16.data(), rows, mu.data(), log_scale.data());
-                    rate_bits(image + p0, mu.data(), log_scale.data(), rows, dst + job * m + p0);
+                    rate::bits_rows(image + p0, mu.data(), log_scale.data(), rows, dst + job * m + p0);
                 }
             }
         }
@@ -489,7 +479,7 @@ py::tuple latent_rate_backward(const FloatArray& latents, const IndexArray& neig
                     gather_tile(padded.data(), nb, c, p0, rows, tile, xt.data());
                     arm_forward_tile(c, xt.data(), tile, w, acts.data(), out16.data());
                     split_outputs(out16.data(), rows, mu.data(), log_scale.data());
-                    rate_grad(image + p0, mu.data(), log_scale.data(), gbits + job * m + p0, rows, gx.data(),
+                    rate::grad_rows(image + p0, mu.data(), log_scale.data(), gbits + job * m + p0, rows, gx.data(),
                               gs.data());
                     for (int64_t p = 0; p < rows; ++p) {
                         gpadded[p0 + p] += gx[p];

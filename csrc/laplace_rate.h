@@ -5,7 +5,7 @@
 // each element takes is selected, with exp and log as polynomials (Cephes' single-precision
 // ones, about 1 ulp) so the whole rate vectorizes.
 // Binding-free: used by cpu_image_ops.cpp (the rate op) and cpu_ops.cpp (the fused latent rate),
-// from DDFAST_MULTIVERSION wrappers (everything here is force-inlined into them).
+// through bits_rows / grad_rows (multiversioned; everything else here is force-inlined into them).
 #pragma once
 
 #include <algorithm>
@@ -161,6 +161,11 @@ DDF_INLINE void grad(const float* x, const float* mu, const float* s, const floa
     std::copy(t[4], t[4] + (n - i), gx + i);
     std::copy(t[5], t[5] + (n - i), gs + i);
 }
+
+// bits / grad above for n elements, multiversioned (AVX-512, AVX2, baseline): the entry points for
+// callers that are not multiversioned themselves. Defined once, in cpu_image_ops.cpp.
+void bits_rows(const float* x, const float* mu, const float* s, int64_t n, float* out);
+void grad_rows(const float* x, const float* mu, const float* s, const float* g, int64_t n, float* gx, float* gs);
 
 }  // namespace rate
 }  // namespace ddfast
