@@ -71,6 +71,17 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def folder_write_error(folder: PathLike) -> str | None:
+    """Why no file can be created in ``folder``, or None when one can. A real probe (a temporary
+    file created and removed): os.access says yes to root, and knows nothing of /proc and the like."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
+
+
 def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write(file)`` on a temporary binary file next to ``path``, then move it into place.
 

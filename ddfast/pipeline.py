@@ -19,7 +19,6 @@ run (same machine, same seed).
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,7 +53,7 @@ from ddfast.distill.seeding import derive_seed
 from ddfast.distill.utility import DMUtility, GMUtility, TMUtility
 from ddfast.errors import ConfigError, DatasetError
 from ddfast.eval import evaluate
-from ddfast.fileio import atomic_torch_save, atomic_write_bytes, atomic_write_json, load_torch_file
+from ddfast.fileio import atomic_torch_save, atomic_write_bytes, atomic_write_json, folder_write_error, load_torch_file
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -137,8 +136,9 @@ def _prepare_folder(out: Path, preset: Preset, resume: bool) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"cannot create the run folder {out}: {err.strerror or err}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(f"run folder {out} is not writable")
+    problem = folder_write_error(out)
+    if problem:
+        raise ConfigError(f"run folder {out} is not writable ({problem})")
     config = out / "config.json"
     if resume:
         if not (out / CHECKPOINT).is_file():

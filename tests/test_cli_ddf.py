@@ -142,6 +142,8 @@ def test_parse_classes_and_check_output_path(tmp_path):
         check_output_path(str(tmp_path), "output")
     with pytest.raises(ConfigError, match="does not exist"):
         check_output_path(str(tmp_path / "no" / "a.pt"), "output")
+    with pytest.raises(ConfigError, match="not writable"):  # a real probe: os.access says yes to root
+        check_output_path("/proc/a.pt", "output")
 
 
 def _damaged(files, tmp_path):

@@ -139,7 +139,8 @@ def test_bad_runs_fail_before_any_work(tmp_path, capsys, monkeypatch):
     cases = [(["--out", str(tmp_path / "busy")], "not empty"), (["--out", str(tmp_path / "file")], "is a file"),
              (["--out", str(tmp_path / "new"), "--resume"], "nothing to resume"),
              (["--out", str(tmp_path / "new"), "--device", "cuda:7"], "device"),
-             (["--out", str(tmp_path / "new"), "--set", "spc"], "FIELD=VALUE")]
+             (["--out", str(tmp_path / "new"), "--set", "spc"], "FIELD=VALUE"),
+             (["--out", "/proc"], "not writable")]  # os.access says yes to root; creating a file does not
     for args, message in cases:
         assert main(["distill", "--preset", TINY, *args]) == 2
         assert message in capsys.readouterr().err

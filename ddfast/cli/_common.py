@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ddfast.errors import BitstreamError, ConfigError
-from ddfast.fileio import atomic_write
+from ddfast.fileio import atomic_write, folder_write_error
 
 
 def check_input_file(path: str, what: str) -> Path:
@@ -33,8 +33,9 @@ def check_output_path(path: str, what: str) -> Path:
         raise ConfigError(f"{what} {path}: {folder} is not a folder")
     if p.is_dir():
         raise ConfigError(f"{what} {path} is a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what} {path}: folder {folder} is not writable")
+    problem = folder_write_error(folder)
+    if problem:
+        raise ConfigError(f"{what} {path}: folder {folder} is not writable ({problem})")
     return p
 
 
@@ -46,8 +47,9 @@ def check_output_folder(path: str | os.PathLike, what: str) -> Path:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"{what} {path}: cannot create the folder: {err.strerror or err}") from None
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what} {path}: the folder is not writable")
+    problem = folder_write_error(p)
+    if problem:
+        raise ConfigError(f"{what} {path}: the folder is not writable ({problem})")
     return p
 
 
