@@ -123,9 +123,13 @@ class SyntheticSet(nn.Module):
         the images are rounded to 16-bit levels (multiples of 1/65535), as the reference's test
         forward does.
         """
+        return self._decode(self._quantize_and_remember(noise, generator)), self.labels
+
+    def _quantize_and_remember(self, noise: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+        """Quantized latents, kept for the next rate_bits() while the latents stay unchanged."""
         quantized = self.quantized_latents(noise, generator)
         self._cached = (quantized, self.stack.latents._version)
-        return self._decode(quantized), self.labels
+        return quantized
 
     def _decode(self, quantized: torch.Tensor) -> torch.Tensor:
         """Quantized latents -> the set's images [N, C, H, W] (valid images only, class-major)."""
@@ -181,8 +185,7 @@ class SyntheticSet(nn.Module):
     def forward_with_rate(self, noise: torch.Tensor | None = None, generator: torch.Generator | None = None
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(images, labels, bits per slice) from one quantization of the latents."""
-        quantized = self.quantized_latents(noise, generator)
-        self._cached = (quantized, self.stack.latents._version)
+        quantized = self._quantize_and_remember(noise, generator)
         return self._decode(quantized), self.labels, self._slice_bits(quantized)
 
     def _latest_quantized(self) -> torch.Tensor:

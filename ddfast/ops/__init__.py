@@ -90,13 +90,12 @@ def latent_rate(latents: torch.Tensor, grid_shapes: Sequence[tuple[int, int]], o
     (``weights`` [S, C, C] ... [S, C, 2], ReLU between, giving mu and the log-scale) and the Laplace
     rate. The cpu path runs all three in one pass with no context array (C = 16, 32, 64); the
     other backends compose their gather_context, pointwise_mlp and laplace_rate (the torch twin)."""
-    chosen = resolve_backend(backend, latents)
-    if chosen == "cpu" and _cpu_module().is_arm(weights, [True] * (len(weights) - 1) + [False]):
+    relus = [True] * (len(weights) - 1) + [False]
+    if resolve_backend(backend, latents) == "cpu" and _cpu_module().is_arm(weights, relus):
         return _cpu_module().latent_rate(latents, grid_shapes, offsets, weights, biases)
     s, n, m = latents.shape
     context = gather_context(latents.reshape(s * n, m), grid_shapes, offsets, backend=backend)
-    out = pointwise_mlp(context.reshape(s, n * m, -1), weights, biases, [True] * (len(weights) - 1) + [False],
-                        backend=backend)
+    out = pointwise_mlp(context.reshape(s, n * m, -1), weights, biases, relus, backend=backend)
     return laplace_rate(latents.reshape(s, n * m), out[..., 0], out[..., 1], backend=backend).reshape(s, n, m)
 
 
