@@ -1,6 +1,7 @@
-"""Decode latency of .ddf files (bytes -> images) for the configurations of the spec's Table A7.
+"""Decode latency of .ddf files (bytes -> images) for the configurations of DD-RUO's Table A7.
 
-Each configuration (codec settings of spec Table A2) becomes a real .ddf file whose latents are
+DD-RUO: Dataset Distillation as Data Compression: A Rate-Utility Perspective (ICCV 2025). Each
+configuration (codec settings of DD-RUO Table A2) becomes a real .ddf file whose latents are
 drawn from the ARM, not fitted to images: the SyntheticSet is built (seeded); its ARM output
 weights are shrunk, so the mean depends gently on the context, and its log-scale output bias is set
 so that the Laplace scale b = exp(s - 4) is about 0.33 at a zero context (about 1 bit per latent; a
@@ -13,8 +14,8 @@ latent of every file are reported.
 Per configuration, after one warm-up decode, each stage runs --repeat times (median and min):
 total ``ddfast.decompress(data, device)``; entropy decoding ``ddfast.coding.decode`` (parse,
 weights, latents); synthesis (``QuantizedSet.to_synthetic_set`` + the eval forward). On a GPU the
-spec's A100 80 GB figures are printed beside ours (ratio A100 / ours); on the CPU the plain
-reference decoder (``ddfast.coding.reference.decompress_reference``) is timed once on the
+A100 80 GB figures of DD-RUO Table A7 are printed beside ours (ratio A100 / ours); on the CPU the
+plain reference decoder (``ddfast.coding.reference.decompress_reference``) is timed once on the
 --reference configurations, its images checked against ours, and the ratio reference / ours
 printed. --set benchmarks a saved, fitted SyntheticSet instead: ``ddfast.compress`` time (the
 post-quantization search included), then the same decode figures.
@@ -70,7 +71,7 @@ METHOD = (f"latents drawn from the integer ARM (output weights x{OUT_WEIGHT_SCAL
 
 @dataclass(frozen=True)
 class Setting:
-    """One row of spec Table A7 with its codec settings (Table A2)."""
+    """One row of DD-RUO Table A7 with its codec settings (DD-RUO Table A2)."""
 
     classes: int
     spc: int
@@ -218,7 +219,7 @@ def row(name: str, r: dict[str, Any], file_s: float) -> str:
 
 
 def header(a100: bool) -> str:
-    """The table's column names (with the spec's A100 columns when ``a100``)."""
+    """The table's column names (with the A100 columns of DD-RUO Table A7 when ``a100``)."""
     line = (f"{'configuration':17s} {'images':>6s} {'file kB':>9s} {'kB/cls':>8s} {'bits':>6s} {'file s':>7s} "
             f"{'total ms':>10s} {'min ms':>9s} {'ms/img':>8s} {'entropy ms':>10s} {'synth ms':>10s}")
     if a100:

@@ -1,6 +1,7 @@
 """GPU benchmark of ddfast.ops: each Triton kernel against its torch reference, same run.
 
-For the training shapes of the spec (CIFAR-10 spc 64 / 240, ImageNet-128 spc 51 / 102, ten
+For training shapes of DD-RUO (Dataset Distillation as Data Compression: A Rate-Utility
+Perspective, ICCV 2025), Table A2 (CIFAR-10 spc 64 / 240, ImageNet-128 spc 51 / 102, ten
 classes, one slice per class) it times every op forward and forward+backward with both backends,
 prints the speed-up and the fraction of the memory bandwidth the Triton kernel achieves (minimal
 bytes: inputs read once, outputs written once; the peak is a device-to-device copy measured in the

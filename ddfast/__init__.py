@@ -4,7 +4,7 @@ import types as _types
 from ddfast import distill as _distill_package
 from ddfast.codec import CodecConfig, Quantizer, Synthesis, SyntheticSet
 from ddfast.coding import QuantizedSet, compress, decompress, inspect, post_quantize
-from ddfast.errors import BitstreamError, ConfigError, DatasetError, DDFastError
+from ddfast.errors import ArgumentTypeError, BackendError, BitstreamError, ConfigError, DatasetError, DDFastError
 from ddfast.eval import evaluate, get_network
 from ddfast.pipeline import RunSummary
 from ddfast.pipeline import distill as _distill_run
@@ -23,7 +23,7 @@ class _DistillPackage(_types.ModuleType):
 _distill_package.__class__ = _DistillPackage
 
 __all__ = [
-    "BitstreamError", "CodecConfig", "ConfigError", "DatasetError", "DDFastError", "QuantizedSet", "Quantizer",
-    "RunSummary", "Synthesis", "SyntheticSet", "__version__", "compress", "decompress", "evaluate", "get_network",
-    "inspect", "post_quantize",
+    "ArgumentTypeError", "BackendError", "BitstreamError", "CodecConfig", "ConfigError", "DatasetError",
+    "DDFastError", "QuantizedSet", "Quantizer", "RunSummary", "Synthesis", "SyntheticSet", "__version__", "compress",
+    "decompress", "evaluate", "get_network", "inspect", "post_quantize",
 ]

@@ -1,4 +1,8 @@
-"""Exception types raised at ddfast's boundaries (files, configs, user input)."""
+"""Exception types raised at ddfast's boundaries (files, configs, user input).
+
+Each also subclasses the built-in a caller would expect (ValueError, TypeError, OSError,
+RuntimeError), so code written against the built-ins keeps working.
+"""
 
 
 class DDFastError(Exception):
@@ -6,7 +10,11 @@ class DDFastError(Exception):
 
 
 class ConfigError(DDFastError, ValueError):
-    """A configuration value is invalid (unknown version, impossible size, ...)."""
+    """An argument or configuration value is invalid (unknown version, impossible size, ...)."""
+
+
+class ArgumentTypeError(ConfigError, TypeError):
+    """An argument has the wrong Python type (a ConfigError that is also a TypeError)."""
 
 
 class DatasetError(DDFastError, OSError):
@@ -15,3 +23,7 @@ class DatasetError(DDFastError, OSError):
 
 class BitstreamError(DDFastError, ValueError):
     """A .ddf file or coded stream is damaged, truncated or of an unknown format."""
+
+
+class BackendError(DDFastError, RuntimeError):
+    """A compute backend cannot run here or failed (no CUDA device or nvcc, a build or kernel error)."""

@@ -51,7 +51,7 @@ from ddfast.distill.joint import JointTrainer
 from ddfast.distill.presets import Preset, get_preset, load_overrides
 from ddfast.distill.seeding import derive_seed
 from ddfast.distill.utility import DMUtility, GMUtility, TMUtility
-from ddfast.errors import ConfigError, DatasetError
+from ddfast.errors import ArgumentTypeError, ConfigError, DatasetError
 from ddfast.eval import evaluate
 from ddfast.fileio import atomic_torch_save, atomic_write_bytes, atomic_write_json, folder_write_error, load_torch_file
 
@@ -301,8 +301,11 @@ def distill(preset: str | Preset, out: str | Path, *, data_root: str | None = No
     """
     chosen = resolve_preset(preset, overrides, config)
     dev = resolve_device(device)
-    out = Path(out)
-    experts_dir = Path(experts) if experts is not None else None
+    try:
+        out = Path(out)
+        experts_dir = Path(experts) if experts is not None else None
+    except TypeError:
+        raise ArgumentTypeError(f"out and experts must be folder paths, got {out!r} and {experts!r}") from None
     if experts_dir is not None and not buffer_files(experts_dir):
         raise DatasetError(f"no expert trajectories (replay_buffer_0.pt, ...) in {experts_dir}")
     _prepare_folder(out, chosen, resume)

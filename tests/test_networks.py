@@ -92,13 +92,16 @@ def test_cross_architecture_nets_accept_other_sizes():
 
 
 def test_vit_has_dd_ruo_dimensions():
-    vit = get_network("ViT", 3, 10, 32)
-    assert vit.patch == 16 and vit.pos_embedding.shape == (1, 5, 512) and len(vit.layers) == 10
+    vit = get_network("ViT", 3, 10, 128)
+    assert vit.patch == 16 and vit.pos_embedding.shape == (1, 65, 512) and len(vit.layers) == 10
     attn = vit.layers[0][0]
     assert attn.heads == 8 and attn.to_out[1].p == 0.01 and vit.emb_dropout.p == 0.01
     assert vit.layers[0][1].net[1].out_features == 512
+    # Smaller images keep about DD-RUO's 8 x 8 token grid: 4-pixel patches at 32 and 28 px.
+    assert get_network("ViT", 3, 10, 32).pos_embedding.shape == (1, 65, 512)
+    assert get_network("ViT", 1, 10, 28).pos_embedding.shape == (1, 50, 512)
     with pytest.raises(ConfigError, match="divisible"):
-        get_network("ViT", 1, 10, 28)
+        ViT(1, 10, (28, 28), patch=16)
 
 
 def test_seed_is_reproducible_and_leaves_global_rng_alone():

@@ -9,7 +9,7 @@ import sys
 from ddfast.errors import DDFastError
 
 # Subcommand modules (ddfast.cli.<name>); each defines add_parser(subparsers) and run(args) -> int.
-SUBCOMMANDS = ("demo", "distill", "presets", "experts", "eval", "encode", "decode", "info")
+SUBCOMMANDS = ("demo", "distill", "presets", "experts", "eval", "encode", "decode", "info", "show", "plot")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,6 +45,13 @@ def _numbers(values) -> str:
     return " ".join(f"{v:.6g}" for v in values)
 
 
+def _soft_labels(summary: dict | None) -> str:
+    if summary is None:
+        return "none (training uses the classes)"
+    return (f"{summary['rows']} x {summary['classes']} at eps {summary['eps']:.6g}: {summary['bits_per_label']:.1f} "
+            f"bits per label in the file, {summary['bound_bits_per_label']:.1f} by DD-RUO's (A4) bound")
+
+
 def _print_table(name: str, info: FileInfo) -> None:
     counts = info.images_per_class
     per_class = f"{counts[0]} each" if len(set(counts)) == 1 else " ".join(map(str, counts))
@@ -60,6 +67,7 @@ def _print_table(name: str, info: FileInfo) -> None:
         ("normalization", f"mean {_numbers(info.normalization[0])}, std {_numbers(info.normalization[1])}"
          if info.normalization is not None else "none (decoded images stay in pixel space)"),
         ("syn_lr", f"{info.syn_lr:.6g}" if info.syn_lr is not None else "none"),
+        ("soft labels", _soft_labels(info.soft_labels)),
     ]
     for key, value in rows:
         print(f"{key:<18}{value}")

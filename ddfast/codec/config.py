@@ -22,7 +22,8 @@ def default_grid_count(image_size: tuple[int, int]) -> int:
 class CodecConfig:
     """Architecture of a slice codec; every slice of a SyntheticSet shares it.
 
-    Defaults follow the spec's CIFAR settings (Table A2): ARM context 16 with 4 residual hidden
+    Defaults follow the CIFAR settings of DD-RUO (Dataset Distillation as Data Compression: A
+    Rate-Utility Perspective, ICCV 2025), Table A2: ARM context 16 with 4 residual hidden
     layers, synthesis v4-480, gain 16, one shared 8x8 upsampling kernel, and as many latent grids
     as the reference builds for the image size (``n_grids=None``; see :func:`default_grid_count`),
     fixed by :meth:`for_image_size` when a set is built.

@@ -1,8 +1,9 @@
-"""Synthesis networks: the decoder versions of spec Table A1, single-slice and slice-stacked.
+"""Synthesis networks: the decoder versions of DD-RUO (Dataset Distillation as Data Compression: A
+Rate-Utility Perspective, ICCV 2025), Table A1, single-slice and slice-stacked.
 
 Version "v<depth>-<D1>" is 1x1 convs  L -> D1 -> [D2] -> out, then two 3x3 residual convs
 out -> out (replicate padding, ReLU after every layer except the last 1x1 and the last 3x3).
-With L = 6 latent channels and 3 output channels the trainable parameter counts equal Table A1.
+With L = 6 latent channels and 3 output channels the trainable parameter counts equal DD-RUO Table A1.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from torch import nn
 from ddfast import ops
 from ddfast.errors import ConfigError
 
-# version -> (D1, D2); D2 = 0 is the identity (no layer), as in Table A1.
+# version -> (D1, D2); D2 = 0 is the identity (no layer), as in DD-RUO Table A1.
 SYNTHESIS_VERSIONS: dict[str, tuple[int, int]] = {
     "v4-40": (40, 0),
     "v4-160": (160, 0),
@@ -133,7 +134,9 @@ class StackedSynthesis(nn.Module):
         head = self.layers[:self.num_pointwise]
         weights = [self.weights[i].reshape(s, spec.out_channels, spec.in_channels).transpose(1, 2)
                    for i, spec in enumerate(head)]
-        feats = ops.pointwise_mlp(feats, weights, list(self.biases[:self.num_pointwise]),
+        # Indexed one by one: a sliced ParameterList re-wraps tensors swapped in by functional_call as
+        # new (detached) Parameters.
+        feats = ops.pointwise_mlp(feats, weights, [self.biases[i] for i in range(self.num_pointwise)],
                                   [spec.relu for spec in head], backend=backend)
         img = feats.reshape(s, n, h, w, feats.shape[-1]).permute(0, 1, 4, 2, 3)
         for i in range(self.num_pointwise, len(self.layers)):

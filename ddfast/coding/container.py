@@ -11,15 +11,22 @@ Byte layout (varint = unsigned LEB128, zigzag for signed values; fixed-width fie
     section length varint
     section        the slice's payload (ddfast.coding.slices)
     section CRC32  u32       zlib.crc32 of the section bytes
-    nothing after the last section
+    then, when flag bit 2 is set, the soft-label section (ddfast.coding.label_section), framed
+    the same way: varint length, payload, CRC32
+    nothing after that
 
 Header fields:
 
     channels varint, height varint, width varint, classes varint,
     images_per_class varint x classes, slice_size varint (0: one slice per class),
     synthesis u8 (SYNTHESIS_CODES), arm_context u8, arm_depth u8, grids u8, upsample_kernel u8,
-    gain f32, lane_symbols varint, flags u8 (bit 0: normalization, bit 1: syn_lr),
+    gain f32, lane_symbols varint, flags u8 (bit 0: normalization, bit 1: syn_lr, bit 2: soft labels),
     [mean f32 x channels, std f32 x channels], [syn_lr f32]
+
+A file without soft labels has flag bit 2 clear and no soft-label section: its bytes are those of
+a ddfast without soft labels. Readers refuse unknown flag bits, so a reader older than the
+soft-label section refuses a file that has one ("unknown flags 0x4") instead of decoding it
+without its labels.
 
 Every slice can be located and checked on its own, so one class decodes without the others.
 Damage anywhere raises BitstreamError naming the part and byte offset.
@@ -44,6 +51,7 @@ SYNTHESIS_CODES = {"v4-40": 0, "v4-160": 1, "v4-240": 2, "v4-480": 3, "v4-960": 
 _SYNTHESIS_NAMES = {code: name for name, code in SYNTHESIS_CODES.items()}
 _FLAG_NORMALIZATION = 1
 _FLAG_SYN_LR = 2
+_FLAG_SOFT_LABELS = 4
 
 # Limits a header must respect (a file beyond them is refused before anything is allocated).
 MAX_CHANNELS = 16
@@ -67,6 +75,7 @@ class Header:
     lane_symbols: int
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     syn_lr: float | None = None
+    soft_labels: bool = False  # a soft-label section follows the slice sections
 
     @cached_property
     def layout(self) -> SliceLayout:
@@ -100,7 +109,8 @@ def write_header(h: Header) -> bytes:
         out.u8(value)
     out.f32(c.gain)
     out.uvarint(h.lane_symbols)
-    out.u8((_FLAG_NORMALIZATION if h.normalization is not None else 0) | (_FLAG_SYN_LR if h.syn_lr is not None else 0))
+    out.u8((_FLAG_NORMALIZATION if h.normalization is not None else 0) | (_FLAG_SYN_LR if h.syn_lr is not None else 0)
+           | (_FLAG_SOFT_LABELS if h.soft_labels else 0))
     if h.normalization is not None:
         mean, std = h.normalization
         if len(mean) != h.channels or len(std) != h.channels:
@@ -142,7 +152,7 @@ def read_header(r: Reader) -> Header:
     if lane_symbols < 1:
         raise r.fail("lane length must be positive")
     flags = r.u8("flags")
-    if flags & ~(_FLAG_NORMALIZATION | _FLAG_SYN_LR):
+    if flags & ~(_FLAG_NORMALIZATION | _FLAG_SYN_LR | _FLAG_SOFT_LABELS):
         raise r.fail(f"unknown flags {flags:#x}")
     normalization = None
     if flags & _FLAG_NORMALIZATION:
@@ -156,7 +166,8 @@ def read_header(r: Reader) -> Header:
         raise r.fail("syn_lr must be finite")
     if r.remaining:
         raise r.fail(f"{r.remaining} unexpected bytes after the header fields")
-    return Header(channels, (height, width), counts, slice_size, config, lane_symbols, normalization, syn_lr)
+    return Header(channels, (height, width), counts, slice_size, config, lane_symbols, normalization, syn_lr,
+                  bool(flags & _FLAG_SOFT_LABELS))
 
 
 @dataclass(frozen=True)
@@ -167,13 +178,30 @@ class Container:
     header: Header
     header_bytes: int
     spans: tuple[tuple[int, int, int], ...]  # per slice: (framing start, payload start, payload end)
+    label_span: tuple[int, int, int] | None = None  # the soft-label section's, when the file has one
 
     def section(self, index: int) -> Reader:
         """A reader over slice ``index``'s payload, after checking its CRC32."""
-        _, start, end = self.spans[index]
+        return self._checked(self.spans[index], section_name(self.header.layout, index))
+
+    def label_section(self) -> Reader:
+        """A reader over the soft-label section's payload, after checking its CRC32."""
+        if self.label_span is None:
+            raise ConfigError("this file has no soft-label section")
+        return self._checked(self.label_span, LABEL_SECTION_NAME)
+
+    @property
+    def label_section_bytes(self) -> int:
+        """Bytes of the soft-label section with its length field and CRC32 (0 without one)."""
+        if self.label_span is None:
+            return 0
+        first, _, end = self.label_span
+        return end + 4 - first
+
+    def _checked(self, span: tuple[int, int, int], where: str) -> Reader:
+        _, start, end = span
         stored = int.from_bytes(self.data[end:end + 4], "little")
         computed = zlib.crc32(self.data[start:end])
-        where = section_name(self.header.layout, index)
         if stored != computed:
             raise BitstreamError(f"{where}, bytes {start}-{end}: CRC32 mismatch (stored {stored:#010x}, "
                                  f"computed {computed:#010x}): the section is damaged")
@@ -185,15 +213,21 @@ class Container:
         return start - first + 4
 
 
+LABEL_SECTION_NAME = "soft-label section"
+
+
 def section_name(layout: SliceLayout, index: int) -> str:
     return f"section {index} (slice {index}, class {layout.slice_class[index]})"
 
 
-def pack(header: Header, sections: list[bytes]) -> bytes:
-    """Assemble a file from its header and per-slice payloads."""
+def pack(header: Header, sections: list[bytes], label_section: bytes | None = None) -> bytes:
+    """Assemble a file from its header, per-slice payloads and, when the header says so, the
+    soft-label section's payload."""
+    if header.soft_labels != (label_section is not None):
+        raise ConfigError("the header's soft-label flag and the soft-label section must come together")
     head = write_header(header)
     parts = [MAGIC, bytes([FORMAT_VERSION]), varint(len(head)), head, zlib.crc32(head).to_bytes(4, "little")]
-    for payload in sections:
+    for payload in sections + ([label_section] if label_section is not None else []):
         parts += [varint(len(payload)), payload, zlib.crc32(payload).to_bytes(4, "little")]
     return b"".join(parts)
 
@@ -218,20 +252,27 @@ def unpack(data: bytes | bytearray | memoryview) -> Container:
         raise BitstreamError(f"header, bytes {start}-{start + length}: CRC32 mismatch: the header is damaged")
     header = read_header(Reader(view, start, start + length, "header"))
     header_bytes = r.pos
-    if header.num_slices * MIN_SECTION_BYTES > r.remaining:
-        raise BitstreamError(f"file, byte {r.pos}: the header declares {header.num_slices} slices, but only "
+    sections = header.num_slices + header.soft_labels
+    if sections * MIN_SECTION_BYTES > r.remaining:
+        raise BitstreamError(f"file, byte {r.pos}: the header declares {sections} sections, but only "
                              f"{r.remaining} bytes follow (each section takes at least {MIN_SECTION_BYTES}; "
                              "truncated file?)")
     layout = header.layout
     spans = []
     for index in range(layout.num_slices):
-        r.where = section_name(layout, index)
-        first = r.pos
-        size = r.uvarint("section length")
-        begin = r.pos
-        r.take(size, "section")
-        r.take(4, "section CRC32")
-        spans.append((first, begin, begin + size))
+        spans.append(_framed(r, section_name(layout, index)))
+    label_span = _framed(r, LABEL_SECTION_NAME) if header.soft_labels else None
     if r.pos != len(view):
         raise BitstreamError(f"file, byte {r.pos}: {len(view) - r.pos} unexpected bytes after the last section")
-    return Container(view, header, header_bytes, tuple(spans))
+    return Container(view, header, header_bytes, tuple(spans), label_span)
+
+
+def _framed(r: Reader, where: str) -> tuple[int, int, int]:
+    """Skip one framed section (length, payload, CRC32); its (framing start, payload start, payload end)."""
+    r.where = where
+    first = r.pos
+    size = r.uvarint("section length")
+    begin = r.pos
+    r.take(size, "section")
+    r.take(4, "section CRC32")
+    return first, begin, begin + size

@@ -2,23 +2,20 @@
 
 The kernel runs the arithmetic of the CPU decoder (the shared ``csrc/latent_coder.h``), so a file
 decodes to the same latents on either. Without nvcc (the CUDA library cannot be built) the
-latents are decoded on the CPU and moved to the GPU.
+latents are decoded on the CPU instead (``ddfast.coding.decoder.decode`` chooses).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ddfast.coding.decoder import ParsedFile, decode_latents_cpu
+from ddfast.coding.parsed import ParsedFile
 from ddfast.rans import _cuda
 
 
 def decode_latents(parsed: ParsedFile, arm: tuple[np.ndarray, np.ndarray], device: torch.device
                    ) -> tuple[torch.Tensor, np.ndarray]:
-    """(latents int32 [S, n_max, M] on ``device``, per-lane status)."""
-    if _cuda.unavailable_reason() is not None:
-        latents, status = decode_latents_cpu(parsed, arm)
-        return torch.from_numpy(latents).to(device), status
+    """(latents int32 [S, n_max, M] on ``device``, per-lane status); needs the CUDA library."""
     geometry, plan = parsed.geometry, parsed.plan
     layout = parsed.header.layout
     n_max = max(layout.slice_sizes[s] for s in parsed.slices)

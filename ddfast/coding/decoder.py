@@ -4,11 +4,11 @@ The latents of every lane of every slice are decoded in parallel by the native w
 decoder: C++ with OpenMP over units on the CPU (``csrc/latent_codec.cpp``), one CUDA thread block
 per unit on a GPU (``csrc/latent_cuda_kernels.cu``); both run the same integer arithmetic and give
 the same latents. Upsampling and synthesis of all slices then run batched, exactly as the
-eval-mode forward of the quantized SyntheticSet on that device.
+eval-mode forward of the quantized SyntheticSet on that device. A file's soft labels (its
+soft-label section, ``ddfast.coding.label_section``) come back with them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -17,27 +17,17 @@ import torch
 from ddfast import _cpu
 from ddfast.codec import CodecConfig
 from ddfast.codec.stack import CodecStack
-from ddfast.coding.container import Container, Header, unpack
+from ddfast.coding import cuda_decoder
+from ddfast.coding.container import unpack
 from ddfast.coding.intarm import fixed_point_arm_of
-from ddfast.coding.lanes import Geometry, LanePlan, lane_plan
+from ddfast.coding.label_section import read_soft_labels
+from ddfast.coding.lanes import Geometry, lane_plan
+from ddfast.coding.parsed import ParsedFile
 from ddfast.coding.quantized import MODULES, QuantizedSet, tensor_specs
-from ddfast.coding.slices import SliceData, read_slice
+from ddfast.coding.slices import read_slice
 from ddfast.device import resolve_device
 from ddfast.errors import BitstreamError, ConfigError
-from ddfast.rans import _status
-
-
-@dataclass
-class ParsedFile:
-    """A file's header, the chosen slices' contents, and what the latent decoder needs."""
-
-    container: Container
-    header: Header
-    slices: list[int]              # indices (in the file) of the chosen slices
-    data: list[SliceData]          # their contents
-    geometry: Geometry
-    plan: LanePlan                 # lane plan of the chosen slices (slice indices count from 0)
-    classes: tuple[int, ...]       # the chosen classes
+from ddfast.rans import _cuda, _status
 
 
 def tensor_shapes(config: CodecConfig, image_size: tuple[int, int], channels: int) -> dict[str, tuple[int, ...]]:
@@ -120,35 +110,59 @@ def decode(data: bytes, device: torch.device | str | None = "cpu", classes: Sequ
     dev = resolve_device(device)
     parsed = parse(data, classes)
     h = parsed.header
+    soft_labels = read_soft_labels(parsed.container, parsed.classes if classes is not None else None)
     tensors = stacked_tensors(parsed)
     arm = fixed_point_arm_of(tensors, h.config.arm_depth)
-    if dev.type == "cuda":
-        from ddfast.coding import cuda_decoder
-
+    if dev.type == "cuda" and _cuda.unavailable_reason() is None:
         latents, status = cuda_decoder.decode_latents(parsed, arm, dev)
-    else:
+    else:  # the C++ decoder; a GPU without the CUDA library (no nvcc) gets the CPU's latents
         latents, status = decode_latents_cpu(parsed, arm)
-        latents = torch.from_numpy(latents)
+        latents = torch.from_numpy(latents).to(dev)
     _raise_for_lanes(parsed, status)
     steps = {m: torch.tensor([d.steps[m] for d in parsed.data], dtype=torch.int64) for m in MODULES}
     return QuantizedSet(
         config=h.config, image_size=h.image_size, channels=h.channels,
         images_per_class=tuple(h.images_per_class[c] for c in parsed.classes), slice_size=h.slice_size,
         latents=latents, steps=steps, tensors={name: t.to(dev) for name, t in tensors.items()},
-        classes=parsed.classes if classes is not None else None, normalization=h.normalization, syn_lr=h.syn_lr)
+        classes=parsed.classes if classes is not None else None, normalization=h.normalization, syn_lr=h.syn_lr,
+        soft_labels=soft_labels)
+
+
+class Decompressed(tuple):
+    """``(images, labels)`` of a decoded file (unpacks as that pair; also ``.images``, ``.labels``)
+    with its soft labels as ``.soft_labels``: float32 [N, K] probabilities, one row per image and
+    one column per class of the file, or None when the file has none."""
+
+    soft_labels: torch.Tensor | None
+
+    def __new__(cls, images: torch.Tensor, labels: torch.Tensor,
+                soft_labels: torch.Tensor | None = None) -> "Decompressed":
+        self = super().__new__(cls, (images, labels))
+        self.soft_labels = soft_labels
+        return self
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self[0]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self[1]
 
 
 def decompress(data: bytes, device: torch.device | str | None = "cpu",
-               classes: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               classes: Sequence[int] | None = None) -> Decompressed:
     """Decode a .ddf file to (images [N, C, H, W] float32 in [0, 1]-ish pixel space, labels [N] int64).
 
     Images are class-major, in the file's class order (also when ``classes`` picks some, in any
     order); labels are the file's class ids. They equal the eval-mode forward of the quantized
-    model on ``device``.
+    model on ``device``. ``.soft_labels`` of the result holds the file's soft labels of these
+    images, exactly the quantized values (``ddfast.labels.SoftLabels.probabilities``), or None.
     """
     qset = decode(data, device, classes)
     syn = qset.to_synthetic_set(resolve_device(device))
     with torch.no_grad():
         images, labels = syn()
     ids = torch.tensor(qset.class_ids, device=labels.device)
-    return images, ids[labels]
+    soft = qset.soft_labels.probabilities(labels.device) if qset.soft_labels is not None else None
+    return Decompressed(images, ids[labels], soft)

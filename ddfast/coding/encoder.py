@@ -5,15 +5,18 @@ import math
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from ddfast import _cpu
 from ddfast.codec import SyntheticSet
 from ddfast.coding.container import Header, pack
+from ddfast.coding.label_section import check_soft_labels, row_classes, write_label_section
 from ddfast.coding.lanes import DEFAULT_LANE_SYMBOLS, lane_plan
-from ddfast.coding.postquant import DEFAULT_MSE_THRESHOLD, post_quantize
+from ddfast.coding.postquant import DEFAULT_MSE_THRESHOLD, check_synthetic_set, post_quantize
 from ddfast.coding.quantized import MODULES, RAW, QuantizedSet
 from ddfast.coding.slices import write_slice
 from ddfast.errors import ConfigError
+from ddfast.labels import SoftLabels
 
 Normalization = tuple[Sequence[float], Sequence[float]]
 
@@ -54,10 +57,17 @@ def check_syn_lr(syn_lr: float | None) -> float | None:
 
 
 def encode(qset: QuantizedSet, lane_symbols: int = DEFAULT_LANE_SYMBOLS) -> bytes:
-    """The .ddf bytes of a post-quantized set (deterministic: the same set gives the same bytes)."""
+    """The .ddf bytes of a post-quantized set (deterministic: the same set gives the same bytes).
+
+    ``qset.soft_labels``, when set, becomes the file's soft-label section; without soft labels
+    the file has no such section.
+    """
     lane_symbols = check_lane_symbols(lane_symbols)
-    header = Header(qset.channels, tuple(qset.image_size), tuple(qset.images_per_class), qset.slice_size, qset.config,
-                    lane_symbols, check_normalization(qset.normalization, qset.channels), check_syn_lr(qset.syn_lr))
+    counts = tuple(qset.images_per_class)
+    soft_labels = check_soft_labels(qset.soft_labels, sum(counts), len(counts))
+    header = Header(qset.channels, tuple(qset.image_size), counts, qset.slice_size, qset.config,
+                    lane_symbols, check_normalization(qset.normalization, qset.channels), check_syn_lr(qset.syn_lr),
+                    soft_labels is not None)
     layout, geometry = qset.layout, qset.geometry
     plan = lane_plan(geometry, layout.slice_sizes, lane_symbols)
     weights, biases = qset.fixed_point_arm()
@@ -80,11 +90,13 @@ def encode(qset: QuantizedSet, lane_symbols: int = DEFAULT_LANE_SYMBOLS) -> byte
             {spec.name: integers[spec.name][s] for spec in specs if spec.module not in raw},
             {spec.name: floats[spec.name][s] for spec in specs if spec.module in raw}, specs,
             lane_words[first:last], words[word_offsets[first]:word_offsets[last]]))
-    return pack(header, sections)
+    labels = write_label_section(soft_labels, row_classes(counts)) if soft_labels is not None else None
+    return pack(header, sections, labels)
 
 
 def compress(syn: SyntheticSet, mse_threshold: float = DEFAULT_MSE_THRESHOLD, lane_symbols: int = DEFAULT_LANE_SYMBOLS,
-             *, normalization: Normalization | None = None, syn_lr: float | None = None, search: str = "fast",
+             *, normalization: Normalization | None = None, syn_lr: float | None = None,
+             soft_labels: SoftLabels | tuple[torch.Tensor, float] | None = None, search: str = "fast",
              progress: bool = False) -> bytes:
     """Post-quantize ``syn`` and return its .ddf file: a real file whose size is the budget.
 
@@ -96,12 +108,19 @@ def compress(syn: SyntheticSet, mse_threshold: float = DEFAULT_MSE_THRESHOLD, la
         normalization: per-channel (mean, std) the decoded images are normalized with for
             training; default ``syn.metadata["normalization"]`` when present.
         syn_lr: a TM set's learned evaluation learning rate; default ``syn.metadata["syn_lr"]``.
+        soft_labels: ``(probabilities [N, K], eps)`` (quantized here on the simplex at resolution
+            eps = 1/M, ``ddfast.labels.quantize_soft_labels``) or a ``ddfast.labels.SoftLabels``:
+            one row per image in the set's class-major order, one column per class. They are
+            stored in the file (their bytes count in its size) and returned by ``decompress``.
         search: "fast" (frontier search) or "exhaustive" (every step pair, as the reference).
     """
+    check_synthetic_set(syn)
     lane_symbols = check_lane_symbols(lane_symbols)
     normalization = check_normalization(normalization if normalization is not None else
                                          syn.metadata.get("normalization"), syn.channels)
     syn_lr = check_syn_lr(syn_lr if syn_lr is not None else syn.metadata.get("syn_lr"))
+    counts = syn.layout.images_per_class
+    soft_labels = check_soft_labels(soft_labels, sum(counts), len(counts))
     qset = post_quantize(syn, mse_threshold, search=search, progress=progress)
-    qset.normalization, qset.syn_lr = normalization, syn_lr
+    qset.normalization, qset.syn_lr, qset.soft_labels = normalization, syn_lr, soft_labels
     return encode(qset, lane_symbols)

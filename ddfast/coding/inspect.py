@@ -7,16 +7,19 @@ import numpy as np
 
 from ddfast import _cpu
 from ddfast.coding.decoder import decode, parse
+from ddfast.coding.label_section import read_soft_labels
 from ddfast.coding.quantized import float_latent_bits
+from ddfast.labels import soft_label_bits
 
-PARTS = ("header", "framing", "parameters", "weights", "lane_table", "latents")
+PARTS = ("header", "framing", "parameters", "weights", "lane_table", "latents", "soft_labels")
 PART_MEANING = {
     "header": "magic, version, header fields and their length and CRC32",
-    "framing": "each section's length and CRC32",
+    "framing": "each slice section's length and CRC32",
     "parameters": "each slice's quantization steps and latent support",
     "weights": "the coded network weights (code table, parameters, payload)",
     "lane_table": "the word count of every latent lane",
     "latents": "the rANS words of the latents",
+    "soft_labels": "the soft-label section (resolution, codes, its length and CRC32); only in files with one",
 }
 
 
@@ -49,6 +52,7 @@ class FileInfo:
     slices: list[SliceInfo] = field(default_factory=list)
     latent_bits: float | None = None            # -sum log2 p of the latents under the integer ARM
     estimated_latent_bits: float | None = None  # the float ARM's estimate (what training measures)
+    soft_labels: dict | None = None  # rows, classes, eps, bits per label in the file and DD-RUO's (A4) bound
 
     @property
     def num_classes(self) -> int:
@@ -86,10 +90,17 @@ def inspect(data: bytes, estimate: bool = True) -> FileInfo:
         first, last = parsed.plan.slice_lanes[j]
         sizes = {"framing": parsed.container.framing_bytes(s), **content.sizes}
         slices.append(SliceInfo(s, layout.slice_class[s], layout.slice_sizes[s], last - first, dict(content.steps), sizes))
-    totals = {part: sum(info.bytes.get(part, 0) for info in slices) for part in PARTS}
+    totals = {part: sum(info.bytes.get(part, 0) for info in slices) for part in PARTS if part != "soft_labels"}
     totals["header"] = parsed.container.header_bytes
+    labels = read_soft_labels(parsed.container)
+    if labels is not None:
+        totals["soft_labels"] = parsed.container.label_section_bytes
     info = FileInfo(len(data), h.channels, tuple(h.image_size), tuple(h.images_per_class), h.slice_size,
                     h.config.to_dict(), h.lane_symbols, h.normalization, h.syn_lr, totals, slices)
+    if labels is not None:
+        info.soft_labels = {"rows": len(labels), "classes": labels.num_classes, "eps": labels.eps,
+                            "bits_per_label": 8 * totals["soft_labels"] / len(labels),
+                            "bound_bits_per_label": soft_label_bits(labels.num_classes, labels.eps)}
     if estimate:
         qset = decode(data)
         weights, biases = qset.fixed_point_arm()

@@ -52,7 +52,7 @@ from ddfast.coding.quantized import (
     tensor_specs,
 )
 from ddfast.coding.weights import MAX_ABS_INTEGER, coded_bits
-from ddfast.errors import ConfigError
+from ddfast.errors import ArgumentTypeError, ConfigError
 
 WEIGHT_EXPONENTS = {"arm": tuple(range(0, 9)), "synthesis": tuple(range(0, 16)), "upsampling": tuple(range(0, 16))}
 BIAS_EXPONENTS = {"arm": tuple(range(0, 17)), "synthesis": tuple(range(0, 16)), "upsampling": (0,)}
@@ -77,6 +77,13 @@ class QuantizationReport:
     latent_bits: torch.Tensor
     estimated_latent_bits: torch.Tensor
     evaluations: int
+
+
+def check_synthetic_set(syn: object) -> SyntheticSet:
+    """``syn`` itself; ArgumentTypeError unless it is a SyntheticSet (checked before any work)."""
+    if not isinstance(syn, SyntheticSet):
+        raise ArgumentTypeError(f"expected a ddfast.SyntheticSet, got {type(syn).__name__}")
+    return syn
 
 
 def _check_threshold(mse_threshold: float) -> float:
@@ -408,6 +415,7 @@ def post_quantize(syn: SyntheticSet, mse_threshold: float = DEFAULT_MSE_THRESHOL
 
     Returns a :class:`QuantizedSet` whose ``report`` is a :class:`QuantizationReport`.
     """
+    check_synthetic_set(syn)
     threshold = _check_threshold(mse_threshold)
     if search not in SEARCHES:
         raise ConfigError(f"unknown search {search!r}; choose one of {SEARCHES}")

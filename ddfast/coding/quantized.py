@@ -20,6 +20,7 @@ from ddfast.codec.stack import CodecStack
 from ddfast.coding.intarm import fixed_point_arm_of
 from ddfast.coding.lanes import Geometry
 from ddfast.errors import ConfigError
+from ddfast.labels import SoftLabels
 
 MODULES = ("arm", "synthesis", "upsampling")
 RAW = 255  # step code of a module kept in float32
@@ -98,6 +99,8 @@ class QuantizedSet:
         classes: the original class ids when this set holds only some classes of a file.
         normalization: per-channel (mean, std) of the data the set was distilled for, if known.
         syn_lr: the learned evaluation learning rate of a TM set, if any.
+        soft_labels: the soft label of every image (class-major rows over the file's classes),
+            if the set has them (``ddfast.labels``).
     """
 
     config: CodecConfig
@@ -111,6 +114,7 @@ class QuantizedSet:
     classes: tuple[int, ...] | None = None
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     syn_lr: float | None = None
+    soft_labels: SoftLabels | None = None
     report: "object | None" = field(default=None, repr=False)
 
     @cached_property
@@ -175,4 +179,5 @@ class QuantizedSet:
             self.config, self.image_size, self.channels, tuple(self.images_per_class[c] for c in picked),
             self.slice_size, self.latents[index, :n_max].clone(), {m: v[index] for m, v in self.steps.items()},
             {name: v[index] for name, v in self.tensors.items()}, tuple(self.class_ids[c] for c in picked),
-            self.normalization, self.syn_lr)
+            self.normalization, self.syn_lr,
+            self.soft_labels.of_classes(self.images_per_class, picked) if self.soft_labels is not None else None)

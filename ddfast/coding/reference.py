@@ -17,9 +17,10 @@ import torch
 from ddfast.codec.reference import slice_upsample
 from ddfast.codec.synthesis import synthesis_forward
 from ddfast.codec.synthetic_set import OUTPUT_LEVELS
-from ddfast.coding.decoder import ParsedFile, parse, stacked_tensors
+from ddfast.coding.decoder import parse, stacked_tensors
 from ddfast.coding.intarm import FREQUENCY_FLOOR, arm_reference, fixed_point_arm_of, split_layers
 from ddfast.coding.lanes import coding_order
+from ddfast.coding.parsed import ParsedFile
 from ddfast.ops.torch_ops import neighbour_index
 from ddfast.rans import IncrementalDecoder, RansStreams
 

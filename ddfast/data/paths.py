@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Union
 
-from ddfast.errors import DatasetError
+from ddfast.errors import ArgumentTypeError, DatasetError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -16,7 +16,8 @@ DATA_ROOT_ENV = "DDFAST_DATA"
 def resolve_root(root: PathLike | None, dataset: str, expected: str) -> Path:
     """Turn ``root`` (or ``$DDFAST_DATA`` when it is None) into an existing directory.
 
-    ``expected`` describes the layout, so that the error says what should be there.
+    ``expected`` describes the layout, so that the error says what should be there. ArgumentTypeError
+    when ``root`` is not a path.
     """
     if root is None:
         env = os.environ.get(DATA_ROOT_ENV)
@@ -26,7 +27,10 @@ def resolve_root(root: PathLike | None, dataset: str, expected: str) -> Path:
                 f"pointing at {expected}"
             )
         root = env
-    path = Path(root).expanduser()
+    try:
+        path = Path(root).expanduser()
+    except TypeError:
+        raise ArgumentTypeError(f"{dataset}: root must be a folder path, got {root!r}") from None
     if not path.exists():
         raise DatasetError(f"{dataset}: {path} does not exist; expected {expected}")
     if not path.is_dir():

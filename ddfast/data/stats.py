@@ -1,7 +1,7 @@
 """Normalization statistics used by the reference distillation code.
 
 Distilled sets are evaluated the way the references do it, so a dataset carries the exact
-per-channel mean/std that MTT / DC / DD-RUO normalize with (reference/distillation.md §9.1).
+per-channel mean/std that MTT / DC / DD-RUO normalize with (the ``get_dataset`` of their ``utils.py``).
 Values are given on [0, 1] pixels.
 """
 from __future__ import annotations

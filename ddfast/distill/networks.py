@@ -9,8 +9,9 @@ as in the references (not ``nn.InstanceNorm2d``).
 Deliberate differences: no clock reseeding (pass ``seed`` for a reproducible initialization),
 no device placement or ``DataParallel``, and classifier input sizes are computed for any image
 size instead of being fixed for 32-pixel inputs (identical at 32 px, and at 28 px with one
-channel). Every network has ``embed(x)`` (the flattened features before the final linear layer),
-which distribution matching uses.
+channel). ``"ViT"`` is DD-RUO's ViT with its patch side chosen per resolution (:func:`vit_patch`;
+16 px at 128 px, as DD-RUO ran it). Every network has ``embed(x)`` (the flattened features before
+the final linear layer), which distribution matching uses.
 """
 from __future__ import annotations
 
@@ -338,6 +339,22 @@ def has_batchnorm(net: nn.Module) -> bool:
 
 
 # -- registry ------------------------------------------------------------------------------------
+VIT_TOKENS = 64  # DD-RUO's ViT: 16-pixel patches on 128-pixel images, an 8 x 8 token grid
+
+
+def vit_patch(image_size: tuple[int, int]) -> int:
+    """The patch side that gives the ``"ViT"`` network a token grid closest to DD-RUO's 8 × 8.
+
+    DD-RUO (Table A5) ran its ViT only on 128-pixel images, with 16-pixel patches; the same patch
+    would leave 4 tokens at 32 px and does not divide 28 px. The patch is the divisor p of both
+    sides whose (H/p)·(W/p) tokens are nearest to 64 on a log scale (ties: the larger patch):
+    16 at 128 px, 8 at 64 px, 4 at 32 px (8 × 8 tokens) and at 28 px (7 × 7).
+    """
+    h, w = image_size
+    divisors = [p for p in range(1, min(h, w) + 1) if h % p == 0 and w % p == 0]
+    return min(divisors, key=lambda p: (abs(math.log((h // p) * (w // p) / VIT_TOKENS)), -p))
+
+
 Builder = Callable[[int, int, tuple[int, int]], nn.Module]
 
 
@@ -371,7 +388,7 @@ _BUILDERS: dict[str, Builder] = {
     "ResNet18_AP": lambda c, k, size: ResNet18(c, k, size, variant="ap"),
     "ResNet18BN_AP": lambda c, k, size: ResNet18(c, k, size, norm="batchnorm", variant="ap"),
     "ResNet18ImageNet": lambda c, k, size: ResNet18(c, k, size, variant="imagenet"),
-    "ViT": lambda c, k, size: ViT(c, k, size),
+    "ViT": lambda c, k, size: ViT(c, k, size, patch=vit_patch(size)),
 }
 
 NETWORK_NAMES: tuple[str, ...] = tuple(_BUILDERS)

@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ddfast.distill.dsa import DSA
+from ddfast.labels import soft_cross_entropy
 
 
 def model_device(net: nn.Module) -> torch.device:
@@ -25,7 +26,9 @@ def train_epoch(
 ) -> tuple[float, float]:
     """One shuffled pass in train mode with cross-entropy; DSA (non-Siamese) on every batch.
 
-    Returns the mean loss and the accuracy over the epoch (on the augmented batches).
+    ``labels`` are class ids [N] (int) or soft labels [N, K] (float probabilities, trained with
+    soft cross-entropy; accuracy counts the largest entry as the class). Returns the mean loss
+    and the accuracy over the epoch (on the augmented batches).
     """
     net.train()
     device = model_device(net)
@@ -38,12 +41,13 @@ def train_epoch(
         if dsa is not None:
             x = dsa(x)
         out = net(x)
-        loss = F.cross_entropy(out, y)
+        soft = y.is_floating_point()
+        loss = soft_cross_entropy(out, y) if soft else F.cross_entropy(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total_loss += float(loss.detach()) * y.shape[0]
-        correct += int((out.detach().argmax(1) == y).sum())
+        correct += int((out.detach().argmax(1) == (y.argmax(1) if soft else y)).sum())
     n = max(images.shape[0], 1)
     return total_loss / n, correct / n
 

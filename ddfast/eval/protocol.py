@@ -5,7 +5,8 @@ DSA (non-Siamese) on every batch, ``epochs + 1`` epochs; after epoch ``epochs //
 learning rate is multiplied by 0.1 and the optimizer is re-created (momentum reset). The test
 set is evaluated **once**, after the last epoch (no maximum over checkpoints). The optimizer is
 SGD (momentum 0.9, weight decay 5e-4) for the ConvNet family, MLP and LeNet, with lr 0.01 or a
-TM set's learned ``syn_lr``; for the cross-architecture networks DD-RUO (spec A2) uses Adam with
+TM set's learned ``syn_lr``; for the cross-architecture networks DD-RUO (Dataset Distillation as
+Data Compression: A Rate-Utility Perspective, ICCV 2025; Sec. A2) uses Adam with
 lr 0.02 (AlexNet, VGG-11, ResNet-18) and 0.015 for its ViT (dropout 0.01 is built into the ViT).
 
 A learned ``syn_lr`` is an SGD step size (MTT evaluates TM sets with SGD at ``syn_lr``), so it is
@@ -28,6 +29,7 @@ from ddfast.distill.realdata import RealData, real_tensors
 from ddfast.distill.seeding import derive_seed, seeded_generator
 from ddfast.distill.training import accuracy, train_epoch
 from ddfast.errors import ConfigError
+from ddfast.labels import check_soft_targets
 
 SGD_MOMENTUM = 0.9
 SGD_WEIGHT_DECAY = 5e-4
@@ -113,7 +115,10 @@ def train_and_test(
     generator: torch.Generator | None = None,
     progress: tqdm | None = None,
 ) -> tuple[float, float]:
-    """One run of the protocol on ``net``; returns ``(test accuracy, last-epoch train accuracy)``."""
+    """One run of the protocol on ``net``; returns ``(test accuracy, last-epoch train accuracy)``.
+
+    ``labels`` are class ids [N] or soft labels [N, K] (soft cross-entropy, ``train_epoch``).
+    """
     opt = _make_optimizer(optimizer, net.parameters(), lr)
     train_acc = 0.0
     for ep in range(epochs + 1):
@@ -173,6 +178,7 @@ def evaluate(
     dsa_strategy: str = DEFAULT_STRATEGY,
     align_corners: bool = True,
     num_classes: int | None = None,
+    soft_labels: torch.Tensor | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> EvalResult:
@@ -187,7 +193,11 @@ def evaluate(
         syn_lr: a TM set's learned step size; used only when the optimizer is SGD and ``lr`` is
             not given.
         optimizer: ``"sgd"`` or ``"adam"``; ``None`` → by architecture (module docstring).
-        num_classes: network outputs; default ``max label + 1`` over both sets.
+        num_classes: network outputs; default ``max label + 1`` over both sets (the soft labels'
+            K when given).
+        soft_labels: float [N, K] probabilities (e.g. a .ddf file's, ``ddfast.decompress(...)
+            .soft_labels``): the networks train on them with soft cross-entropy instead of on
+            ``labels``, which still name each image's class for the checks.
         seed: run ``r`` uses seeds derived from ``(seed, r)`` for initialization, shuffling
             and DSA, so results are reproducible.
     """
@@ -198,10 +208,14 @@ def evaluate(
     if test_images.shape[1:] != images.shape[1:]:
         raise ConfigError(f"test images are {tuple(test_images.shape[1:])}, synthetic images {tuple(images.shape[1:])}")
     optimizer, lr = resolve_optimizer(arch, optimizer, lr, syn_lr)
+    if soft_labels is not None:
+        soft_labels = check_soft_targets(soft_labels, labels.shape[0], num_classes)
+        num_classes = soft_labels.shape[1]
     num_classes = _num_classes(labels, test_labels, num_classes)
     _check_values(images, labels, test_images, test_labels)
     device = torch.device(device) if device is not None else images.device
     images, labels = images.to(device), labels.to(device)
+    targets = soft_labels.to(device, torch.float32) if soft_labels is not None else labels
     c, h, w = images.shape[1:]
     accs, train_accs = [], []
     bar = tqdm(total=runs * (epochs + 1), desc=f"eval {arch}", unit="epoch", disable=not progress)
@@ -210,7 +224,7 @@ def evaluate(
         aug = DSA(dsa_strategy, align_corners=align_corners, seed=derive_seed(seed, r, 1)) if dsa else None
         order = seeded_generator(derive_seed(seed, r, 2))
         acc, train_acc = train_and_test(
-            net, images, labels, test_images, test_labels, epochs=epochs, lr=lr, optimizer=optimizer,
+            net, images, targets, test_images, test_labels, epochs=epochs, lr=lr, optimizer=optimizer,
             batch=batch, dsa=aug, generator=order, progress=bar,
         )
         accs.append(acc)

@@ -1,12 +1,17 @@
-"""Input conversion and validation shared by the rANS front ends (numpy and torch inputs)."""
+"""Input conversion and validation shared by the rANS front ends (numpy and torch inputs).
+
+Bad arguments raise ddfast.errors.ConfigError (a ValueError), or ArgumentTypeError (also a
+TypeError) for a value of the wrong Python type, before any coding starts.
+"""
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ddfast import _cpu
+from ddfast.errors import ArgumentTypeError, ConfigError, DDFastError
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -25,11 +30,27 @@ def is_cuda_tensor(x: Any) -> bool:
     return is_torch(x) and x.device.type == "cuda"
 
 
-def to_numpy(x: Any) -> np.ndarray:
-    """A numpy view/copy of an array-like or (CPU or CUDA) tensor."""
+def to_numpy(x: Any, name: str, dtype: Any = None) -> np.ndarray:
+    """A numpy view/copy of an array-like or (CPU or CUDA) tensor; ConfigError naming `name` if x
+    is not one (e.g. a ragged list)."""
     if is_torch(x):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
+        x = x.detach().cpu().numpy()
+    try:
+        return np.asarray(x, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"{name} is not an array{'' if dtype is None else ' of ' + np.dtype(dtype).name}: "
+                          f"{exc}") from None
+
+
+def native(fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args) for a function of ddfast._cpu (or a lane decoder's step): its argument checks, plain
+    ValueErrors from the C++ glue, raised as ConfigError; ddfast errors pass through."""
+    try:
+        return fn(*args)
+    except ValueError as exc:
+        if isinstance(exc, DDFastError):
+            raise
+        raise ConfigError(str(exc)) from None
 
 
 def check_support(lo: Any, hi: Any) -> tuple[int, int]:
@@ -37,11 +58,11 @@ def check_support(lo: Any, hi: Any) -> tuple[int, int]:
     try:
         lo, hi = operator.index(lo), operator.index(hi)
     except TypeError as exc:
-        raise ValueError(f"lo and hi must be integers, got {lo!r} and {hi!r}") from exc
+        raise ArgumentTypeError(f"lo and hi must be integers, got {lo!r} and {hi!r}") from exc
     if lo > hi:
-        raise ValueError(f"empty support: lo={lo} > hi={hi}")
+        raise ConfigError(f"empty support: lo={lo} > hi={hi}")
     if lo < -MAX_ABS_SYMBOL or hi > MAX_ABS_SYMBOL or hi - lo + 1 > MAX_SUPPORT:
-        raise ValueError(
+        raise ConfigError(
             f"support [{lo}, {hi}] is too wide: at most {MAX_SUPPORT} symbols within +-{MAX_ABS_SYMBOL}")
     return lo, hi
 
@@ -51,29 +72,29 @@ def check_floor(floor: Any, lo: int, hi: int, backend: str = "cpp") -> int:
     try:
         floor = operator.index(floor)
     except TypeError as exc:
-        raise ValueError(f"floor must be an integer, got {floor!r}") from exc
+        raise ArgumentTypeError(f"floor must be an integer, got {floor!r}") from exc
     if floor != 1 and backend != "cpp":
-        raise ValueError(f"the {backend} backend codes the leaky model (floor 1) only; use backend='cpp'")
+        raise ConfigError(f"the {backend} backend codes the leaky model (floor 1) only; use backend='cpp'")
     if not 1 <= floor or floor * (hi - lo + 1) > 2 ** 23:
-        raise ValueError(f"floor {floor} is invalid for a support of {hi - lo + 1} symbols "
+        raise ConfigError(f"floor {floor} is invalid for a support of {hi - lo + 1} symbols "
                          "(floor * symbols may be at most 2^23)")
     return floor
 
 
 def int_array(x: Any, name: str, dtype: type = np.int32) -> np.ndarray:
-    """A contiguous one-dimensional integer array of `dtype`; ValueError if x is not one."""
+    """A contiguous one-dimensional integer array of `dtype`; ConfigError if x is not one."""
     if type(x) is np.ndarray and x.dtype is _DTYPES[dtype] and x.ndim == 1 and x.flags.c_contiguous:
         return x  # fast path (incremental decoding calls this for every step)
-    arr = to_numpy(x)
+    arr = to_numpy(x, name)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+        raise ConfigError(f"{name} must be one-dimensional, got shape {arr.shape}")
     if arr.dtype.kind not in "iu":
         if arr.size == 0:
             return np.zeros(0, dtype=dtype)
-        raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
+        raise ConfigError(f"{name} must hold integers, got dtype {arr.dtype}")
     info = np.iinfo(dtype)
     if arr.size and (arr.min() < info.min or arr.max() > info.max):
-        raise ValueError(f"{name} has values outside the {np.dtype(dtype).name} range")
+        raise ConfigError(f"{name} has values outside the {np.dtype(dtype).name} range")
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
@@ -83,29 +104,29 @@ def lane_sizes_array(lane_sizes: Any, total: int) -> np.ndarray:
         return np.array([total], dtype=np.int64)
     sizes = int_array(lane_sizes, "lane_sizes", np.int64)
     if sizes.size and sizes.min() < 0:
-        raise ValueError(f"lane_sizes has a negative entry at lane {int(np.argmax(sizes < 0))}")
+        raise ConfigError(f"lane_sizes has a negative entry at lane {int(np.argmax(sizes < 0))}")
     if sizes.size and sizes.max() > total:  # also keeps the int64 sum below from wrapping
-        raise ValueError(f"lane_sizes has an entry of {int(sizes.max())} at lane {int(np.argmax(sizes))}, "
+        raise ConfigError(f"lane_sizes has an entry of {int(sizes.max())} at lane {int(np.argmax(sizes))}, "
                          f"but there are {total} symbols")
     if int(sizes.sum()) != total:
-        raise ValueError(f"lane_sizes adds up to {int(sizes.sum())}, but there are {total} symbols")
+        raise ConfigError(f"lane_sizes adds up to {int(sizes.sum())}, but there are {total} symbols")
     return sizes
 
 
 def same_length(**arrays: np.ndarray) -> int:
-    """The common length of the named arrays; ValueError naming them if they differ."""
+    """The common length of the named arrays; ConfigError naming them if they differ."""
     lengths = {name: len(a) for name, a in arrays.items()}
     if len(set(lengths.values())) > 1:
         desc = ", ".join(f"{name}={n}" for name, n in lengths.items())
-        raise ValueError(f"array lengths differ: {desc}")
+        raise ConfigError(f"array lengths differ: {desc}")
     return next(iter(lengths.values()))
 
 
 def check_symbols(symbols: np.ndarray, lo: int, hi: int) -> None:
-    """ValueError naming the first symbol outside [lo, hi]."""
+    """ConfigError naming the first symbol outside [lo, hi]."""
     if symbols.size == 0:
         return
     bad = (symbols < lo) | (symbols > hi)
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"symbol {int(symbols[i])} at index {i} is outside the support [{lo}, {hi}]")
+        raise ConfigError(f"symbol {int(symbols[i])} at index {i} is outside the support [{lo}, {hi}]")

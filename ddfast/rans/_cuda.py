@@ -5,7 +5,8 @@ The shared library is cached under ``$DDFAST_CACHE_DIR`` (default ``~/.cache/ddf
 named by a hash of the sources, flags and target architecture, so it is rebuilt only when one of
 them changes. Sources come from the installed package data (``ddfast/rans/_csrc``) or, in an
 editable checkout, from ``csrc/``. Tensors are torch CUDA tensors; every kernel runs on the current
-stream of the tensors' device.
+stream of the tensors' device. A missing toolkit, a failed build or a CUDA error raises
+BackendError (a RuntimeError); bad arguments raise ConfigError.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ddfast.errors import BackendError, ConfigError
 from ddfast.rans._arrays import check_symbols, lane_sizes_array
 from ddfast.rans.streams import RansStreams
 
@@ -37,7 +39,7 @@ def source_dir() -> Path:
     for candidate in (here / "_csrc", here.parents[1] / "csrc"):
         if all((candidate / name).is_file() for name in (*KERNELS, *HEADERS)):
             return candidate
-    raise RuntimeError(
+    raise BackendError(
         "the CUDA sources are missing (expected ddfast/rans/_csrc or csrc/ next to the package); "
         "reinstall ddfast")
 
@@ -89,7 +91,7 @@ def available() -> bool:
 def _build(arch: str) -> Path:
     nvcc = find_nvcc()
     if nvcc is None:
-        raise RuntimeError("nvcc (the CUDA toolkit) was not found; set CUDA_HOME")
+        raise BackendError("nvcc (the CUDA toolkit) was not found; set CUDA_HOME")
     src = source_dir()
     digest = hashlib.sha256(" ".join((arch, *NVCC_FLAGS)).encode())
     for name in (*KERNELS, *HEADERS):
@@ -104,7 +106,7 @@ def _build(arch: str) -> Path:
         partial = Path(tmp) / target.name
         proc = run_nvcc(nvcc_command(nvcc, arch, partial))
         if proc.returncode != 0:
-            raise RuntimeError(f"nvcc failed to build the CUDA module:\n{proc.stderr[-4000:]}")
+            raise BackendError(f"nvcc failed to build the CUDA module:\n{proc.stderr[-4000:]}")
         os.replace(partial, target)
     return target
 
@@ -132,7 +134,7 @@ def _library(arch: str) -> ctypes.CDLL:
 
 
 def launch(device: Any, name: str, *args: Any) -> None:
-    """Launch a kernel through the C interface on `device`'s current stream (RuntimeError on a CUDA error)."""
+    """Launch a kernel through the C interface on `device`'s current stream (BackendError on a CUDA error)."""
     import torch
 
     major, minor = torch.cuda.get_device_capability(device)
@@ -140,7 +142,7 @@ def launch(device: Any, name: str, *args: Any) -> None:
     with torch.cuda.device(device):
         code = getattr(lib, name)(*args, torch.cuda.current_stream(device).cuda_stream)
     if code != 0:
-        raise RuntimeError(f"{name}: {lib.ddf_rans_cuda_error_string(code).decode()}")
+        raise BackendError(f"{name}: {lib.ddf_rans_cuda_error_string(code).decode()}")
 
 
 def _ptr(t: Any) -> int:
@@ -158,22 +160,22 @@ def device_of(*tensors: Any) -> Any:
 
 
 def int_tensor(x: Any, name: str, device: Any, dtype: Any = None) -> Any:
-    """A contiguous one-dimensional int32 (or `dtype`) tensor on `device`; ValueError otherwise."""
+    """A contiguous one-dimensional int32 (or `dtype`) tensor on `device`; ConfigError otherwise."""
     import torch
 
     dtype = dtype or torch.int32
     t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     if t.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {tuple(t.shape)}")
+        raise ConfigError(f"{name} must be one-dimensional, got shape {tuple(t.shape)}")
     if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
         if t.numel() == 0:
             return torch.zeros(0, dtype=dtype, device=device)
-        raise ValueError(f"{name} must hold integers, got dtype {t.dtype}")
+        raise ConfigError(f"{name} must hold integers, got dtype {t.dtype}")
     t = t.to(device)
     if t.dtype != dtype:
         info = torch.iinfo(dtype)
         if t.numel() and (int(t.min()) < info.min or int(t.max()) > info.max):
-            raise ValueError(f"{name} has values outside the {dtype} range")
+            raise ConfigError(f"{name} has values outside the {dtype} range")
         t = t.to(dtype)
     return t.contiguous()
 
@@ -195,7 +197,7 @@ def encode(symbols: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_size
     mu = int_tensor(mu_q, "mu_q", dev)
     ls = int_tensor(logscale_q, "logscale_q", dev)
     if not (len(sym) == len(mu) == len(ls)):
-        raise ValueError(f"array lengths differ: symbols={len(sym)}, mu_q={len(mu)}, logscale_q={len(ls)}")
+        raise ConfigError(f"array lengths differ: symbols={len(sym)}, mu_q={len(mu)}, logscale_q={len(ls)}")
     sizes = torch.as_tensor(lane_sizes_array(_host(lane_sizes), len(sym)), device=dev)
     bad = (sym < lo) | (sym > hi)
     if bool(bad.any()):
@@ -232,10 +234,10 @@ def decode(streams: RansStreams, mu_q: Any, logscale_q: Any, lo: int, hi: int,
     mu = int_tensor(mu_q, "mu_q", dev)
     ls = int_tensor(logscale_q, "logscale_q", dev)
     if len(mu) != len(ls):
-        raise ValueError(f"array lengths differ: mu_q={len(mu)}, logscale_q={len(ls)}")
+        raise ConfigError(f"array lengths differ: mu_q={len(mu)}, logscale_q={len(ls)}")
     sizes = lane_sizes_array(_host(lane_sizes), len(mu))
     if len(sizes) != streams.num_lanes:
-        raise ValueError(f"lane_sizes has {len(sizes)} lanes, the streams have {streams.num_lanes}")
+        raise ConfigError(f"lane_sizes has {len(sizes)} lanes, the streams have {streams.num_lanes}")
     words, word_off = _words_on(streams, dev)
     lane_off = _offsets(torch.from_numpy(sizes).to(dev))
     out = torch.empty(len(mu), dtype=torch.int32, device=dev)
@@ -269,14 +271,14 @@ class LaneDecoder:
         mu = int_tensor(mu_q, "mu_q", self._dev)
         ls = int_tensor(logscale_q, "logscale_q", self._dev)
         if not (len(ids) == len(mu) == len(ls)):
-            raise ValueError("lane_ids, mu_q and logscale_q must have the same length")
+            raise ConfigError("lane_ids, mu_q and logscale_q must have the same length")
         if validate and len(ids):
             bad = (ids < 0) | (ids >= self.num_lanes)
             if bool(bad.any()):
                 i = int(torch.argmax(bad.to(torch.uint8)))
-                raise ValueError(f"lane id {int(ids[i])} at index {i} is outside [0, {self.num_lanes})")
+                raise ConfigError(f"lane id {int(ids[i])} at index {i} is outside [0, {self.num_lanes})")
             if torch.unique(ids).numel() != len(ids):
-                raise ValueError("a lane id appears twice in one step")
+                raise ConfigError("a lane id appears twice in one step")
         out = torch.empty(len(ids), dtype=torch.int32, device=self._dev)
         launch(self._dev, "ddf_rans_cuda_step", _ptr(self._words), _ptr(self._word_off), self.num_lanes,
               _ptr(self._state), _ptr(self._pos), _ptr(self._status), _ptr(ids), len(ids), _ptr(mu), _ptr(ls),

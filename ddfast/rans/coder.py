@@ -6,7 +6,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ddfast import _cpu
-from ddfast.errors import BitstreamError
+from ddfast.errors import BackendError, BitstreamError, ConfigError
 from ddfast.rans import _constriction, _cuda, _status
 from ddfast.rans._arrays import (
     check_floor,
@@ -16,7 +16,9 @@ from ddfast.rans._arrays import (
     is_cuda_tensor,
     is_torch,
     lane_sizes_array,
+    native,
     same_length,
+    to_numpy,
 )
 from ddfast.rans.streams import RansStreams
 
@@ -25,15 +27,16 @@ BACKENDS = ("cpp", "cuda", "constriction")
 
 
 def select_backend(backend: str, *inputs: Any) -> str:
-    """Resolve "auto" (cuda for CUDA tensors when the CUDA backend works, else cpp) or check a name."""
+    """Resolve "auto" (cuda for CUDA tensors when the CUDA backend works, else cpp) or check a name:
+    ConfigError for an unknown one, BackendError (a RuntimeError) for "cuda" where it cannot run."""
     if backend == "auto":
         return "cuda" if any(is_cuda_tensor(x) for x in inputs) and _cuda.available() else "cpp"
     if backend not in BACKENDS:
-        raise ValueError(f"unknown rANS backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
+        raise ConfigError(f"unknown rANS backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
     if backend == "cuda":
         reason = _cuda.unavailable_reason()
         if reason:
-            raise RuntimeError(f"the cuda rANS backend is unavailable: {reason}")
+            raise BackendError(f"the cuda rANS backend is unavailable: {reason}")
     return backend
 
 
@@ -44,8 +47,8 @@ def encode(symbols: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_size
     symbols, mu_q, logscale_q: one-dimensional integer arrays or tensors of equal length, lane
     after lane, each lane's symbols in decode order. lane_sizes: symbols per lane (None: one lane).
     floor: the smallest 24-bit frequency of a symbol (1: constriction's leaky model; the cpp
-    backend only for others). Returns the lanes' streams. ValueError (before any coding) for bad
-    arguments.
+    backend only for others). Returns the lanes' streams. ConfigError (a ValueError; before any
+    coding) for bad arguments, BackendError (a RuntimeError) for a backend that cannot run here.
     """
     lo, hi = check_support(lo, hi)
     which = select_backend(backend, symbols, mu_q, logscale_q)
@@ -60,7 +63,7 @@ def encode(symbols: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_size
     if which == "constriction":
         check_symbols(sym, lo, hi)
         return _constriction.encode(sym, mu, ls, lo, hi, sizes)
-    words, lane_words = _cpu.rans_encode(sym, mu, ls, sizes, lo, hi, floor)  # checks the symbols first
+    words, lane_words = native(_cpu.rans_encode, sym, mu, ls, sizes, lo, hi, floor)  # checks the symbols first
     return RansStreams(words, lane_words)
 
 
@@ -68,9 +71,9 @@ def as_streams(streams: Any) -> RansStreams:
     """RansStreams as is; a single uint32 word array becomes a one-lane RansStreams."""
     if isinstance(streams, RansStreams):
         return streams
-    words = np.asarray(streams)
+    words = to_numpy(streams, "streams")
     if words.ndim != 1 or words.dtype != np.uint32:
-        raise ValueError("streams must be a RansStreams or a one-dimensional uint32 word array")
+        raise ConfigError("streams must be a RansStreams or a one-dimensional uint32 word array")
     return RansStreams.from_lanes([words])
 
 
@@ -79,7 +82,8 @@ def decode(streams: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_size
     """Decode lane_sizes[l] symbols from each lane with the parameters of encode.
 
     Returns int32 symbols (a tensor on mu_q's device when mu_q is a tensor, else a numpy array).
-    floor: as in encode. ValueError (before any decoding) for bad arguments.
+    floor: as in encode. ConfigError (before any decoding) for bad arguments, BackendError as in
+    encode.
 
     strict=True (the default) raises BitstreamError for every lane that is not the exact
     encoding of *some* lane_sizes[l] symbols under these parameters: words left over after the
@@ -104,11 +108,11 @@ def decode(streams: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, lane_size
     ls = int_array(logscale_q, "logscale_q")
     sizes = lane_sizes_array(lane_sizes, same_length(mu_q=mu, logscale_q=ls))
     if len(sizes) != streams.num_lanes:
-        raise ValueError(f"lane_sizes has {len(sizes)} lanes, the streams have {streams.num_lanes}")
+        raise ConfigError(f"lane_sizes has {len(sizes)} lanes, the streams have {streams.num_lanes}")
     if which == "constriction":
         out = _decode_constriction(streams, mu, ls, lo, hi, sizes, strict)
     else:
-        out, status = _cpu.rans_decode(streams.words, streams.lane_words, mu, ls, sizes, lo, hi, floor)
+        out, status = native(_cpu.rans_decode, streams.words, streams.lane_words, mu, ls, sizes, lo, hi, floor)
         _status.raise_for_status(status, strict)
     if is_torch(mu_q):
         import torch

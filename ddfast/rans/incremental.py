@@ -6,9 +6,9 @@ from typing import Any
 import numpy as np
 
 from ddfast import _cpu
-from ddfast.errors import BitstreamError
+from ddfast.errors import BitstreamError, ConfigError
 from ddfast.rans import _constriction, _cuda, _status
-from ddfast.rans._arrays import check_floor, check_support, int_array, is_torch
+from ddfast.rans._arrays import check_floor, check_support, int_array, is_torch, native
 from ddfast.rans.coder import Backend, as_streams, select_backend
 from ddfast.rans.streams import RansStreams
 
@@ -28,11 +28,11 @@ class _ConstrictionLanes:
 
     def step(self, ids: np.ndarray, mu: np.ndarray, ls: np.ndarray) -> np.ndarray:
         if not len(ids) == len(mu) == len(ls):  # the cpp lanes' check and message
-            raise ValueError("lane_ids, mu_q and logscale_q must have the same length")
+            raise ConfigError("lane_ids, mu_q and logscale_q must have the same length")
         if len(ids) and (ids.min() < 0 or ids.max() >= self.num_lanes):
-            raise ValueError(f"lane ids must lie in [0, {self.num_lanes})")
+            raise ConfigError(f"lane ids must lie in [0, {self.num_lanes})")
         if len(np.unique(ids)) != len(ids):
-            raise ValueError("a lane id appears twice in one step")
+            raise ConfigError("a lane id appears twice in one step")
         out = np.empty(len(ids), dtype=np.int32)
         for i, lane in enumerate(ids):
             out[i] = _constriction.decode_lane(self._coders[lane], mu[i:i + 1], ls[i:i + 1], self._lo, self._hi)[0]
@@ -75,7 +75,7 @@ class IncrementalDecoder:
         elif self.backend == "constriction":
             self._lanes = _ConstrictionLanes(streams, lo, hi)
         else:
-            self._lanes = _cpu.RansLaneDecoder(streams.words, streams.lane_words, lo, hi, floor)
+            self._lanes = native(_cpu.RansLaneDecoder, streams.words, streams.lane_words, lo, hi, floor)
         _status.raise_for_status(self._lanes.status(), strict=False)
 
     @property
@@ -86,13 +86,14 @@ class IncrementalDecoder:
         """One symbol for each lane in lane_ids, decoded with its (MU, LS); int32 array/tensor.
 
         validate=False skips the CUDA backend's lane-id check (a device sync) for callers that
-        guarantee distinct in-range ids; the CPU backends always check.
+        guarantee distinct in-range ids; the CPU backends always check. ConfigError (before any
+        lane changes) for bad arguments.
         """
         if self.backend == "cuda":
             return self._lanes.step(lane_ids, mu_q, logscale_q, validate=validate)
         # The lanes check lengths and ids before touching any lane.
-        out = self._lanes.step(int_array(lane_ids, "lane_ids", np.int64), int_array(mu_q, "mu_q"),
-                               int_array(logscale_q, "logscale_q"))
+        out = native(self._lanes.step, int_array(lane_ids, "lane_ids", np.int64), int_array(mu_q, "mu_q"),
+                     int_array(logscale_q, "logscale_q"))
         if type(mu_q) is not np.ndarray and is_torch(mu_q):
             import torch
 

@@ -6,7 +6,8 @@ from typing import Any
 import numpy as np
 
 from ddfast import _cpu
-from ddfast.rans._arrays import check_floor, check_support, check_symbols, int_array, same_length
+from ddfast.errors import ConfigError
+from ddfast.rans._arrays import check_floor, check_support, check_symbols, int_array, native, same_length, to_numpy
 
 PRECISION = 24
 
@@ -15,13 +16,14 @@ def laplace_cdf_table(mu_q: Any, logscale_q: Any, lo: int, hi: int, floor: int =
     """Integer CDF rows: cum(k) for k = lo .. hi + 1 per parameter pair, uint32 (n, hi - lo + 2).
 
     Row i starts at 0 and ends at 2^24; np.diff gives the 24-bit frequencies, all >= floor.
+    ConfigError for bad arguments (e.g. a table too large to build).
     """
     lo, hi = check_support(lo, hi)
     floor = check_floor(floor, lo, hi)
     mu = int_array(mu_q, "mu_q")
     ls = int_array(logscale_q, "logscale_q")
     same_length(mu_q=mu, logscale_q=ls)
-    return _cpu.laplace_cdf(mu, ls, lo, hi, floor)
+    return native(_cpu.laplace_cdf, mu, ls, lo, hi, floor)
 
 
 def model_bits(symbols: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, floor: int = 1) -> float:
@@ -33,7 +35,7 @@ def model_bits(symbols: Any, mu_q: Any, logscale_q: Any, lo: int, hi: int, floor
     ls = int_array(logscale_q, "logscale_q")
     same_length(symbols=sym, mu_q=mu, logscale_q=ls)
     check_symbols(sym, lo, hi)
-    _, freq = _cpu.laplace_freqs(sym, mu, ls, lo, hi, floor)
+    _, freq = native(_cpu.laplace_freqs, sym, mu, ls, lo, hi, floor)
     return float(PRECISION * len(sym) - np.log2(freq.astype(np.float64)).sum())
 
 
@@ -52,13 +54,13 @@ def ideal_bits(symbols: Any, mu: Any, scale: Any, lo: int, hi: int) -> float:
     symbols = int_array(symbols, "symbols", np.int64)
     check_symbols(symbols, lo, hi)
     k = symbols.astype(np.float64)
-    m = np.asarray(mu, dtype=np.float64)
-    b = np.asarray(scale, dtype=np.float64)
+    m = to_numpy(mu, "mu", np.float64)
+    b = to_numpy(scale, "scale", np.float64)
     if m.ndim > 1 or b.ndim > 1 or m.size not in (1, k.size) or b.size not in (1, k.size):
-        raise ValueError(f"mu and scale must be scalars or hold one value per symbol ({k.size}); "
+        raise ConfigError(f"mu and scale must be scalars or hold one value per symbol ({k.size}); "
                          f"got {m.size} and {b.size}")
     if not (np.all(np.isfinite(m)) and np.all(np.isfinite(b)) and np.all(b > 0)):
-        raise ValueError("mu must be finite and scale finite and > 0")
+        raise ConfigError("mu must be finite and scale finite and > 0")
     left = np.where(k <= lo, -np.inf, k - 0.5)
     right = np.where(k >= hi, np.inf, k + 0.5)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ddfast.errors import BitstreamError
+from ddfast.errors import ArgumentTypeError, BitstreamError, ConfigError
+from ddfast.rans._arrays import to_numpy
 
 _MAX_VARINT_BYTES = 9
 
@@ -60,31 +61,32 @@ def _read_varints(buf: np.ndarray, start: int, count: int, what: str) -> tuple[n
 
 @dataclass(frozen=True)
 class RansStreams:
-    """All lanes' words concatenated in lane order (uint32) and each lane's word count (int64)."""
+    """All lanes' words concatenated in lane order (uint32) and each lane's word count (int64);
+    ConfigError unless they are those arrays and the counts add up to the words."""
 
     words: np.ndarray
     lane_words: np.ndarray
 
     def __post_init__(self) -> None:
-        words = np.ascontiguousarray(self.words)
-        lane_words = np.ascontiguousarray(self.lane_words)
+        words = np.ascontiguousarray(to_numpy(self.words, "words"))
+        lane_words = np.ascontiguousarray(to_numpy(self.lane_words, "lane_words"))
         if words.dtype != np.uint32 or words.ndim != 1:
-            raise ValueError(f"words must be a one-dimensional uint32 array, got {words.dtype} {words.shape}")
+            raise ConfigError(f"words must be a one-dimensional uint32 array, got {words.dtype} {words.shape}")
         if lane_words.dtype != np.int64 or lane_words.ndim != 1:
-            raise ValueError("lane_words must be a one-dimensional int64 array")
+            raise ConfigError("lane_words must be a one-dimensional int64 array")
         if lane_words.size and lane_words.min() < 0:
-            raise ValueError("lane_words has a negative entry")
+            raise ConfigError("lane_words has a negative entry")
         if lane_words.size and lane_words.max() > words.size:  # also keeps the int64 sum from wrapping
-            raise ValueError(f"lane_words has an entry of {int(lane_words.max())}, but there are {words.size} words")
+            raise ConfigError(f"lane_words has an entry of {int(lane_words.max())}, but there are {words.size} words")
         if int(lane_words.sum()) != words.size:
-            raise ValueError(f"lane_words adds up to {int(lane_words.sum())}, but there are {words.size} words")
+            raise ConfigError(f"lane_words adds up to {int(lane_words.sum())}, but there are {words.size} words")
         object.__setattr__(self, "words", words)
         object.__setattr__(self, "lane_words", lane_words)
 
     @classmethod
     def from_lanes(cls, lanes: list[np.ndarray]) -> "RansStreams":
         """Pack per-lane uint32 word arrays (e.g. from constriction) into one RansStreams."""
-        arrays = [np.asarray(lane, dtype=np.uint32).ravel() for lane in lanes]
+        arrays = [to_numpy(lane, f"lane {i}", np.uint32).ravel() for i, lane in enumerate(lanes)]
         words = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint32)
         return cls(words, np.array([len(a) for a in arrays], dtype=np.int64))
 
@@ -104,9 +106,11 @@ class RansStreams:
 
     def lane(self, i: int) -> np.ndarray:
         """Words of lane i (a view), exactly what constriction's AnsCoder(words) expects;
-        ValueError unless 0 <= i < num_lanes."""
-        if not isinstance(i, (int, np.integer)) or isinstance(i, bool) or not 0 <= i < self.num_lanes:
-            raise ValueError(f"lane index must be an integer in [0, {self.num_lanes}), got {i!r}")
+        ArgumentTypeError unless i is an integer, ConfigError unless 0 <= i < num_lanes."""
+        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+            raise ArgumentTypeError(f"lane index must be an integer in [0, {self.num_lanes}), got {i!r}")
+        if not 0 <= i < self.num_lanes:
+            raise ConfigError(f"lane index must be an integer in [0, {self.num_lanes}), got {i!r}")
         off = self.offsets
         return self.words[off[i]:off[i + 1]]
 
@@ -117,8 +121,12 @@ class RansStreams:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "RansStreams":
-        """Parse to_bytes output; BitstreamError if it is truncated, padded or malformed."""
-        buf = np.frombuffer(data, dtype=np.uint8)
+        """Parse to_bytes output; BitstreamError if it is truncated, padded or malformed,
+        ArgumentTypeError unless data is bytes-like."""
+        try:
+            buf = np.frombuffer(data, dtype=np.uint8)
+        except TypeError:
+            raise ArgumentTypeError(f"rANS streams are bytes, got {type(data).__name__}") from None
         (n_lanes,), pos = _read_varints(buf, 0, 1, "the lane count")
         if n_lanes > len(buf):
             raise BitstreamError(f"rANS lane table claims {n_lanes} lanes in {len(buf)} bytes")
