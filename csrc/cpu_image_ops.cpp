@@ -19,6 +19,7 @@
 #include "image_ops.h"
 #include "laplace_rate.h"
 #include "multiversion.h"
+#include "softround.h"
 
 namespace ddfast {
 
@@ -47,9 +48,12 @@ struct ConvShape {
     int64_t slices, images, c, h, w;
 };
 
-ConvShape conv_shape(const FloatArray& x, const FloatArray& weight, const FloatArray& bias) {
-    require(x.ndim() == 5, "x must be [S, N, C, H, W]");
-    const ConvShape s{x.shape(0), x.shape(1), x.shape(2), x.shape(3), x.shape(4)};
+// x is [S, N, C, H, W], or [S, N, H, W, C] when channels_last (the synthesis head's own layout, so
+// the first conv reads the head's output without a transposing copy).
+ConvShape conv_shape(const FloatArray& x, const FloatArray& weight, const FloatArray& bias, bool channels_last) {
+    require(x.ndim() == 5, channels_last ? "x must be [S, N, H, W, C]" : "x must be [S, N, C, H, W]");
+    const ConvShape s = channels_last ? ConvShape{x.shape(0), x.shape(1), x.shape(4), x.shape(2), x.shape(3)}
+                                      : ConvShape{x.shape(0), x.shape(1), x.shape(2), x.shape(3), x.shape(4)};
     require(s.h >= 1 && s.w >= 1, "images must not be empty");
     require(weight.ndim() == 5 && weight.shape(0) == s.slices && weight.shape(1) == s.c && weight.shape(2) == s.c &&
                 weight.shape(3) == 3 && weight.shape(4) == 3,
@@ -71,8 +75,9 @@ void conv3_backward_image(const float* x, const float* y, const float* g, int64_
     img::conv3_backward(x, y, g, c, h, w, wt, relu, xp, gp, gy, gx, gw, gb);
 }
 
-FloatArray conv3_forward(const FloatArray& x, const FloatArray& weight, const FloatArray& bias, bool relu) {
-    const ConvShape s = conv_shape(x, weight, bias);
+FloatArray conv3_forward(const FloatArray& x, const FloatArray& weight, const FloatArray& bias, bool relu,
+                         bool channels_last) {
+    const ConvShape s = conv_shape(x, weight, bias, channels_last);
     FloatArray y({s.slices, s.images, s.c, s.h, s.w});
     const int64_t image = s.c * s.h * s.w, padded = s.c * (s.h + 2) * (s.w + 2);
     const float *src = x.data(), *pw = weight.data(), *pb = bias.data();
@@ -82,28 +87,34 @@ FloatArray conv3_forward(const FloatArray& x, const FloatArray& weight, const Fl
 #pragma omp parallel
         {
             const cpu::FlushDenormals flush;
-            std::vector<float> xp(padded + 2), acc(s.h * (s.w + 2));
+            std::vector<float> xp(padded + 2), acc(s.h * (s.w + 2)), planar(channels_last ? image : 0);
 #pragma omp for schedule(static)
             for (int64_t job = 0; job < s.slices * s.images; ++job) {
                 const int64_t slice = job / s.images;
-                conv3_forward_image(src + job * image, s.c, s.h, s.w, pw + slice * s.c * s.c * 9, pb + slice * s.c,
-                                    relu, xp.data(), acc.data(), dst + job * image);
+                const float* in = src + job * image;
+                if (channels_last) {
+                    img::to_planar(in, s.h * s.w, s.c, planar.data());
+                    in = planar.data();
+                }
+                conv3_forward_image(in, s.c, s.h, s.w, pw + slice * s.c * s.c * 9, pb + slice * s.c, relu, xp.data(),
+                                    acc.data(), dst + job * image);
             }
         }
     }
     return y;
 }
 
+// Gradients of conv3_forward; the x gradient comes back in x's layout.
 py::tuple conv3_backward(const FloatArray& x, const FloatArray& y, const FloatArray& weight, const FloatArray& bias,
-                         const FloatArray& grad_out, bool relu, bool need_grad_x) {
-    const ConvShape s = conv_shape(x, weight, bias);
+                         const FloatArray& grad_out, bool relu, bool need_grad_x, bool channels_last) {
+    const ConvShape s = conv_shape(x, weight, bias, channels_last);
     for (const FloatArray* a : {&y, &grad_out})
         require(a->ndim() == 5 && a->shape(0) == s.slices && a->shape(1) == s.images && a->shape(2) == s.c &&
                     a->shape(3) == s.h && a->shape(4) == s.w,
-                "y and grad_out must have x's shape");
+                "y and grad_out must be [S, N, C, H, W]");
     const int64_t image = s.c * s.h * s.w, padded = s.c * (s.h + 2) * (s.w + 2), per_slice = s.c * s.c * 9 + s.c;
-    FloatArray grad_x(need_grad_x ? std::vector<int64_t>{s.slices, s.images, s.c, s.h, s.w}
-                                  : std::vector<int64_t>{0, 0, 0, 0, 0});
+    std::vector<int64_t> x_shape(x.shape(), x.shape() + 5);
+    FloatArray grad_x(need_grad_x ? x_shape : std::vector<int64_t>{0, 0, 0, 0, 0});
     float* gx = need_grad_x ? grad_x.mutable_data() : nullptr;
     const float *px = x.data(), *py_ = y.data(), *pg = grad_out.data(), *pw = weight.data();
     cpu::Partials partials(s.slices, per_slice);
@@ -113,13 +124,22 @@ py::tuple conv3_backward(const FloatArray& x, const FloatArray& y, const FloatAr
         {
             const cpu::FlushDenormals flush;
             std::vector<float> xp(padded + 2), gp(padded + 2), gy(s.c * s.h * (s.w + 2));
+            std::vector<float> planar(channels_last ? 2 * image : 0);
 #pragma omp for schedule(static)
             for (int64_t job = 0; job < s.slices * s.images; ++job) {
                 const int64_t slice = job / s.images;
                 float* acc = partials.mine(slice);
-                conv3_backward_image(px + job * image, py_ + job * image, pg + job * image, s.c, s.h, s.w,
-                                     pw + slice * s.c * s.c * 9, relu, xp.data(), gp.data(), gy.data(),
-                                     gx != nullptr ? gx + job * image : nullptr, acc, acc + s.c * s.c * 9);
+                const float* in = px + job * image;
+                float* gx_image = gx != nullptr ? gx + job * image : nullptr;
+                if (channels_last) {
+                    img::to_planar(in, s.h * s.w, s.c, planar.data());
+                    in = planar.data();
+                }
+                float* gx_planar = channels_last && gx_image != nullptr ? planar.data() + image : gx_image;
+                conv3_backward_image(in, py_ + job * image, pg + job * image, s.c, s.h, s.w,
+                                     pw + slice * s.c * s.c * 9, relu, xp.data(), gp.data(), gy.data(), gx_planar,
+                                     acc, acc + s.c * s.c * 9);
+                if (channels_last && gx_image != nullptr) img::to_channels_last(gx_planar, s.h * s.w, s.c, gx_image);
             }
         }
     }
@@ -337,54 +357,10 @@ py::tuple rate_backward(const FloatArray& x, const FloatArray& mu, const FloatAr
 
 
 // ------------------------------------------------------------------------- noisy softround
-// The training quantizer softround(softround(x, T) + noise, T), forward and backward (the
-// gradient to x: the product of both softrounds' slopes), 16 elements at a time.
-
-struct Softround {
-    float inv_t, half_over_tanh;  // 1 / T and 1 / (2 tanh(1 / (2T)))
-
-    explicit Softround(float t) : inv_t(1.0f / t), half_over_tanh(0.5f / std::tanh(0.5f / t)) {}
-
-    // softround(v) and its slope, with tanh(z) = (1 - e) / (1 + e) * sign(z), e = exp(-2|z|).
-    DDF_INLINE head::vec apply(head::vec v, head::vec* slope) const {
-        head::vec floor = __builtin_convertvector(__builtin_convertvector(v, rate::ivec), head::vec);
-        floor = floor > v ? floor - 1.0f : floor;  // truncation -> floor
-        const head::vec z = (v - floor - 0.5f) * inv_t;
-        const head::vec e = rate::exp(-2.0f * (z < 0.0f ? -z : z));
-        const head::vec magnitude = (1.0f - e) / (1.0f + e);
-        const head::vec tanh = z < 0.0f ? -magnitude : magnitude;
-        if (slope != nullptr) *slope = (1.0f - tanh * tanh) * (inv_t * half_over_tanh);
-        return floor + 0.5f + tanh * half_over_tanh;
-    }
-};
 
 DDFAST_MULTIVERSION
 void softround_block(const float* x, const float* noise, float t, int64_t n, const float* g, float* out) {
-    const Softround sr(t);
-    alignas(64) float tail[3][head::LANES] = {};
-    for (int64_t i = 0; i < n; i += head::LANES) {
-        const int64_t count = std::min<int64_t>(head::LANES, n - i);
-        const float *px = x + i, *pn = noise + i, *pg = g != nullptr ? g + i : nullptr;
-        if (count < head::LANES) {  // the last, partial vector through zero-padded copies
-            std::copy(px, px + count, tail[0]);
-            std::copy(pn, pn + count, tail[1]);
-            if (pg != nullptr) std::copy(pg, pg + count, tail[2]);
-            px = tail[0];
-            pn = tail[1];
-            pg = pg != nullptr ? tail[2] : nullptr;
-        }
-        head::vec value;
-        if (pg == nullptr) {
-            value = sr.apply(sr.apply(head::load(px), nullptr) + head::load(pn), nullptr);
-        } else {
-            head::vec inner, outer;
-            sr.apply(sr.apply(head::load(px), &inner) + head::load(pn), &outer);
-            value = head::load(pg) * inner * outer;
-        }
-        alignas(64) float result[head::LANES];
-        head::store(result, value);
-        std::copy(result, result + count, out + i);
-    }
+    softround::block(x, noise, t, n, g, out);
 }
 
 void softround_job(const FloatArray& x, const FloatArray& noise, float temperature, const float* g, float* out) {
@@ -420,10 +396,13 @@ FloatArray softround_backward(const FloatArray& x, const FloatArray& noise, floa
 
 void register_cpu_image_ops(py::module_& m) {
     m.def("conv3_forward", &conv3_forward, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("relu"),
-          "Per-slice residual 3x3 conv with replicate padding over [S, N, C, H, W]: act(conv(x) + b + x).");
+          py::arg("channels_last") = false,
+          "Per-slice residual 3x3 conv with replicate padding: act(conv(x) + b + x) as [S, N, C, H, W], from x "
+          "[S, N, C, H, W] (or [S, N, H, W, C] with channels_last).");
     m.def("conv3_backward", &conv3_backward, py::arg("x"), py::arg("y"), py::arg("weight"), py::arg("bias"),
-          py::arg("grad_out"), py::arg("relu"), py::arg("need_grad_x"),
-          "Gradients (x or None, weight, bias) of sum(grad_out * conv3_forward(...)), given its output y.");
+          py::arg("grad_out"), py::arg("relu"), py::arg("need_grad_x"), py::arg("channels_last") = false,
+          "Gradients (x or None, in x's layout; weight; bias) of sum(grad_out * conv3_forward(...)), given its "
+          "output y.");
     m.def("upsample_pyramid_forward", &upsample_pyramid_forward, py::arg("latents"), py::arg("taps"),
           py::arg("grids"),
           "The upsampled latent stack: [S, n, M] flat grids (finest first) and [S, 4, T * T] polyphase taps -> "

@@ -42,6 +42,17 @@ DDF_INLINE void fold_plane(const float* src, int64_t h, int64_t w, int64_t r, fl
     }
 }
 
+// One image between layouts: [hw, c] channels-last <-> [c, hw] planar.
+DDF_INLINE void to_planar(const float* src, int64_t hw, int64_t c, float* dst) {
+    for (int64_t p = 0; p < hw; ++p)
+        for (int64_t i = 0; i < c; ++i) dst[i * hw + p] = src[p * c + i];
+}
+
+DDF_INLINE void to_channels_last(const float* src, int64_t hw, int64_t c, float* dst) {
+    for (int64_t p = 0; p < hw; ++p)
+        for (int64_t i = 0; i < c; ++i) dst[p * c + i] = src[i * hw + p];
+}
+
 // sum_x a[x] * b[x], with four independent vector sums (one chain of multiply-adds would wait on
 // each add's latency).
 DDF_INLINE float dot(const float* a, const float* b, int64_t n) {

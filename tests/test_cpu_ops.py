@@ -131,6 +131,24 @@ def test_native_residual_conv_matches_torch(s, n, c, h, w, relu):
                   lambda *t: torch_ops.residual_conv(*t, relu), [x, weight, bias], upstream)
 
 
+@pytest.mark.parametrize("s,n,c,h,w,relu", [(3, 5, 3, 13, 29, True), (2, 3, 1, 6, 5, False)])
+def test_native_residual_conv_reads_channels_last_in_place(s, n, c, h, w, relu):
+    """The synthesis head's output is channels-last memory viewed as [S, n, C, H, W]: same results as a
+    planar input, and the input gradient comes back channels-last (no transposing copy either way)."""
+    gen = torch.Generator().manual_seed(7 * h + w)
+    storage = torch.randn(s, n, h, w, c, generator=gen).requires_grad_(True)
+    weight = (torch.randn(s, c, c, 3, 3, generator=gen) / 3).requires_grad_(True)
+    bias = torch.randn(s, c, generator=gen).requires_grad_(True)
+    upstream = torch.randn(s, n, c, h, w, generator=gen)
+    _assert_twins(lambda t, *rest: ops.residual_conv(t.permute(0, 1, 4, 2, 3), *rest, relu, backend="cpu"),
+                  lambda t, *rest: torch_ops.residual_conv(t.permute(0, 1, 4, 2, 3), *rest, relu),
+                  [storage, weight, bias], upstream)
+    x, wt, b = storage.detach(), weight.detach(), bias.detach()
+    y = cpu_ops._conv3(x, wt, b, relu, True)
+    grad_x, _, _ = cpu_ops._conv3_backward(x, y, wt, b, upstream, relu, True, True)
+    assert grad_x.shape == x.shape and grad_x.is_contiguous()
+
+
 @pytest.mark.parametrize("s,n,grids,k", [
     (3, 4, [(13, 11), (7, 6), (4, 3), (2, 2), (1, 1)], 8),       # odd grids, cropped rows and columns
     (2, 3, [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2), (1, 1)], 8),  # the CIFAR pyramid

@@ -2,19 +2,20 @@
 
 The CPU counterpart of ``triton_ops``: float32 CPU tensors in and out, the torch implementations in
 ``torch_ops`` as their twins. Each op has a fake implementation (so torch.compile traces through
-it) and an autograd formula whose backward is another custom op. The C++ kernels take numpy views
-of contiguous tensors and release the GIL.
+it) and an autograd formula whose backward is another custom op (both registered by
+``ddfast.ops._registry``). The C++ kernels take numpy views of contiguous tensors and release the
+GIL. Type hints stay real objects with ``typing.List`` (no ``from __future__ import annotations``,
+no builtin ``list[...]``): they are the ops' schemas, readable by torch 2.4.
 """
-from __future__ import annotations
-
 from functools import lru_cache
-from typing import Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ddfast import _cpu
+from ddfast.ops._registry import register_op
 from ddfast.ops.torch_ops import neighbour_index, polyphase_taps
 
 HEAD_MAX_IN, HEAD_MAX_OUT = 8, 4
@@ -25,9 +26,26 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
+def _nps(ts: List[Tensor]) -> List[np.ndarray]:
+    return [_np(t) for t in ts]
+
+
+def _tensors(arrays: List[np.ndarray]) -> List[Tensor]:
+    return [torch.from_numpy(a) for a in arrays]
+
+
 def _empty(like: Tensor) -> Tensor:
     """A contiguous tensor shaped like ``like``: what the kernels return, whatever its strides (fakes)."""
     return like.new_empty(like.shape)
+
+
+def _input_grad(grad_x: Optional[np.ndarray], x: Tensor) -> Tensor:
+    """A kernel's input gradient, or an empty tensor where it was not asked for (an op returns tensors only)."""
+    return torch.from_numpy(grad_x) if grad_x is not None else x.new_zeros(0)
+
+
+def _fake_input_grad(x: Tensor, need_grad_x: bool) -> Tensor:
+    return _empty(x) if need_grad_x else x.new_empty(0)
 
 
 def supports(x: Tensor) -> bool:
@@ -38,131 +56,72 @@ def supports(x: Tensor) -> bool:
 # -- pointwise MLP, any depth ----------------------------------------------------------------------
 
 
-@torch.library.custom_op("ddfast::cpu_mlp", mutates_args=())
-def _mlp(x: Tensor, weights: list[Tensor], biases: list[Tensor], relus: list[bool]) -> Tensor:
-    return torch.from_numpy(_cpu.mlp_forward(_np(x), [_np(w) for w in weights], [_np(b) for b in biases], relus))
-
-
-@_mlp.register_fake
-def _(x, weights, biases, relus):
-    return x.new_empty(x.shape[0], x.shape[1], weights[-1].shape[-1])
-
-
-@torch.library.custom_op("ddfast::cpu_mlp_backward", mutates_args=())
-def _mlp_backward(x: Tensor, weights: list[Tensor], biases: list[Tensor], relus: list[bool], grad: Tensor,
-                  need_grad_x: bool) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-    grad_x, grad_w, grad_b = _cpu.mlp_backward(_np(x), [_np(w) for w in weights], [_np(b) for b in biases], relus,
-                                               _np(grad), need_grad_x)
-    grad_x = torch.from_numpy(grad_x) if grad_x is not None else x.new_zeros(0)
-    return grad_x, [torch.from_numpy(g) for g in grad_w], [torch.from_numpy(g) for g in grad_b]
-
-
-@_mlp_backward.register_fake
-def _(x, weights, biases, relus, grad, need_grad_x):
-    return (_empty(x) if need_grad_x else x.new_empty(0), [_empty(w) for w in weights],
-            [_empty(b) for b in biases])
-
-
-def _mlp_setup(ctx, inputs, output):
-    x, weights, biases, relus = inputs
-    ctx.relus = relus
-    ctx.layers = len(weights)
-    ctx.save_for_backward(x, *weights, *biases)
+@register_op("cpu_mlp_backward", fake=lambda x, weights, biases, relus, grad, need_grad_x: (
+    _fake_input_grad(x, need_grad_x), [_empty(w) for w in weights], [_empty(b) for b in biases]))
+def _mlp_backward(x: Tensor, weights: List[Tensor], biases: List[Tensor], relus: List[bool], grad: Tensor,
+                  need_grad_x: bool) -> tuple[Tensor, List[Tensor], List[Tensor]]:
+    grad_x, grad_w, grad_b = _cpu.mlp_backward(_np(x), _nps(weights), _nps(biases), relus, _np(grad), need_grad_x)
+    return _input_grad(grad_x, x), _tensors(grad_w), _tensors(grad_b)
 
 
 def _mlp_grad(ctx, grad):
-    x, *params = ctx.saved_tensors
-    weights, biases = params[:ctx.layers], params[ctx.layers:]
+    x, weights, biases, relus = ctx.saved
     need_x = ctx.needs_input_grad[0]
-    grad_x, grad_w, grad_b = _mlp_backward(x, weights, biases, ctx.relus, grad.contiguous(), need_x)
+    grad_x, grad_w, grad_b = _mlp_backward(x, weights, biases, relus, grad.contiguous(), need_x)
     return (grad_x if need_x else None), grad_w, grad_b, None
 
 
-_mlp.register_autograd(_mlp_grad, setup_context=_mlp_setup)
+@register_op("cpu_mlp", fake=lambda x, weights, biases, relus: x.new_empty(x.shape[0], x.shape[1],
+                                                                           weights[-1].shape[-1]),
+             backward=_mlp_grad)
+def _mlp(x: Tensor, weights: List[Tensor], biases: List[Tensor], relus: List[bool]) -> Tensor:
+    return torch.from_numpy(_cpu.mlp_forward(_np(x), _nps(weights), _nps(biases), relus))
 
 
 # -- the fused two-layer head (v4 synthesis) ---------------------------------------------------------
 
 
-@torch.library.custom_op("ddfast::cpu_head", mutates_args=())
-def _head(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
-    return torch.from_numpy(_cpu.head_forward(_np(x), _np(w1), _np(b1), _np(w2), _np(b2)))
-
-
-@_head.register_fake
-def _(x, w1, b1, w2, b2):
-    return x.new_empty(x.shape[0], x.shape[1], w2.shape[2])
-
-
-@torch.library.custom_op("ddfast::cpu_head_backward", mutates_args=())
+@register_op("cpu_head_backward", fake=lambda x, w1, b1, w2, b2, grad, need_grad_x: (
+    _fake_input_grad(x, need_grad_x), _empty(w1), _empty(b1), _empty(w2), _empty(b2)))
 def _head_backward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, grad: Tensor, need_grad_x: bool
                    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    grads = _cpu.head_backward(_np(x), _np(w1), _np(b1), _np(w2), _np(b2), _np(grad), need_grad_x)
-    grad_x = torch.from_numpy(grads[0]) if grads[0] is not None else x.new_zeros(0)
-    return (grad_x, *(torch.from_numpy(g) for g in grads[1:]))
-
-
-@_head_backward.register_fake
-def _(x, w1, b1, w2, b2, grad, need_grad_x):
-    return (_empty(x) if need_grad_x else x.new_empty(0), _empty(w1), _empty(b1),
-            _empty(w2), _empty(b2))
-
-
-def _head_setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
+    grad_x, *grads = _cpu.head_backward(_np(x), _np(w1), _np(b1), _np(w2), _np(b2), _np(grad), need_grad_x)
+    return (_input_grad(grad_x, x), *_tensors(grads))
 
 
 def _head_grad(ctx, grad):
     need_x = ctx.needs_input_grad[0]
-    grad_x, *rest = _head_backward(*ctx.saved_tensors, grad.contiguous(), need_x)
+    grad_x, *rest = _head_backward(*ctx.saved, grad.contiguous(), need_x)
     return (grad_x if need_x else None), *rest
 
 
-_head.register_autograd(_head_grad, setup_context=_head_setup)
+@register_op("cpu_head", fake=lambda x, w1, b1, w2, b2: x.new_empty(x.shape[0], x.shape[1], w2.shape[2]),
+             backward=_head_grad)
+def _head(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+    return torch.from_numpy(_cpu.head_forward(_np(x), _np(w1), _np(b1), _np(w2), _np(b2)))
 
 
 # -- the ARM: depth ReLU layers C -> C, then C -> 2 ------------------------------------------------------
 
 
-@torch.library.custom_op("ddfast::cpu_arm", mutates_args=())
-def _arm(x: Tensor, weights: list[Tensor], biases: list[Tensor]) -> Tensor:
-    return torch.from_numpy(_cpu.arm_forward(_np(x), [_np(w) for w in weights], [_np(b) for b in biases]))
-
-
-@_arm.register_fake
-def _(x, weights, biases):
-    return x.new_empty(x.shape[0], x.shape[1], ARM_OUT)
-
-
-@torch.library.custom_op("ddfast::cpu_arm_backward", mutates_args=())
-def _arm_backward(x: Tensor, weights: list[Tensor], biases: list[Tensor], grad: Tensor, need_grad_x: bool
-                  ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-    grad_x, grad_w, grad_b = _cpu.arm_backward(_np(x), [_np(w) for w in weights], [_np(b) for b in biases],
-                                               _np(grad), need_grad_x)
-    grad_x = torch.from_numpy(grad_x) if grad_x is not None else x.new_zeros(0)
-    return grad_x, [torch.from_numpy(g) for g in grad_w], [torch.from_numpy(g) for g in grad_b]
-
-
-@_arm_backward.register_fake
-def _(x, weights, biases, grad, need_grad_x):
-    return (_empty(x) if need_grad_x else x.new_empty(0), [_empty(w) for w in weights],
-            [_empty(b) for b in biases])
-
-
-def _arm_setup(ctx, inputs, output):
-    x, weights, biases = inputs
-    ctx.layers = len(weights)
-    ctx.save_for_backward(x, *weights, *biases)
+@register_op("cpu_arm_backward", fake=lambda x, weights, biases, grad, need_grad_x: (
+    _fake_input_grad(x, need_grad_x), [_empty(w) for w in weights], [_empty(b) for b in biases]))
+def _arm_backward(x: Tensor, weights: List[Tensor], biases: List[Tensor], grad: Tensor, need_grad_x: bool
+                  ) -> tuple[Tensor, List[Tensor], List[Tensor]]:
+    grad_x, grad_w, grad_b = _cpu.arm_backward(_np(x), _nps(weights), _nps(biases), _np(grad), need_grad_x)
+    return _input_grad(grad_x, x), _tensors(grad_w), _tensors(grad_b)
 
 
 def _arm_grad(ctx, grad):
-    x, *params = ctx.saved_tensors
     need_x = ctx.needs_input_grad[0]
-    grad_x, grad_w, grad_b = _arm_backward(x, params[:ctx.layers], params[ctx.layers:], grad.contiguous(), need_x)
+    grad_x, grad_w, grad_b = _arm_backward(*ctx.saved, grad.contiguous(), need_x)
     return (grad_x if need_x else None), grad_w, grad_b
 
 
-_arm.register_autograd(_arm_grad, setup_context=_arm_setup)
+@register_op("cpu_arm", fake=lambda x, weights, biases: x.new_empty(x.shape[0], x.shape[1], ARM_OUT),
+             backward=_arm_grad)
+def _arm(x: Tensor, weights: List[Tensor], biases: List[Tensor]) -> Tensor:
+    return torch.from_numpy(_cpu.arm_forward(_np(x), _nps(weights), _nps(biases)))
 
 
 def is_arm(weights: Sequence[Tensor], relus: Sequence[bool]) -> bool:
@@ -193,44 +152,25 @@ def pointwise_mlp(x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]
 # -- the latent rate: context gather + ARM + Laplace bits in one pass ----------------------------------------
 
 
-@torch.library.custom_op("ddfast::cpu_latent_rate", mutates_args=())
-def _latent_rate(latents: Tensor, neighbours: Tensor, weights: list[Tensor], biases: list[Tensor]) -> Tensor:
-    return torch.from_numpy(_cpu.latent_rate_forward(_np(latents), _np(neighbours), [_np(w) for w in weights],
-                                                     [_np(b) for b in biases]))
-
-
-@_latent_rate.register_fake
-def _(latents, neighbours, weights, biases):
-    return _empty(latents)
-
-
-@torch.library.custom_op("ddfast::cpu_latent_rate_backward", mutates_args=())
-def _latent_rate_backward(latents: Tensor, neighbours: Tensor, weights: list[Tensor], biases: list[Tensor],
-                          grad: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-    grad_latents, grad_w, grad_b = _cpu.latent_rate_backward(
-        _np(latents), _np(neighbours), [_np(w) for w in weights], [_np(b) for b in biases], _np(grad))
-    return torch.from_numpy(grad_latents), [torch.from_numpy(g) for g in grad_w], [torch.from_numpy(g) for g in grad_b]
-
-
-@_latent_rate_backward.register_fake
-def _(latents, neighbours, weights, biases, grad):
-    return _empty(latents), [_empty(w) for w in weights], [_empty(b) for b in biases]
-
-
-def _latent_rate_setup(ctx, inputs, output):
-    latents, neighbours, weights, biases = inputs
-    ctx.layers = len(weights)
-    ctx.save_for_backward(latents, neighbours, *weights, *biases)
+@register_op("cpu_latent_rate_backward", fake=lambda latents, neighbours, weights, biases, grad: (
+    _empty(latents), [_empty(w) for w in weights], [_empty(b) for b in biases]))
+def _latent_rate_backward(latents: Tensor, neighbours: Tensor, weights: List[Tensor], biases: List[Tensor],
+                          grad: Tensor) -> tuple[Tensor, List[Tensor], List[Tensor]]:
+    grad_latents, grad_w, grad_b = _cpu.latent_rate_backward(_np(latents), _np(neighbours), _nps(weights),
+                                                             _nps(biases), _np(grad))
+    return torch.from_numpy(grad_latents), _tensors(grad_w), _tensors(grad_b)
 
 
 def _latent_rate_grad(ctx, grad):
-    latents, neighbours, *params = ctx.saved_tensors
-    grad_latents, grad_w, grad_b = _latent_rate_backward(latents, neighbours, params[:ctx.layers],
-                                                         params[ctx.layers:], grad.contiguous())
+    latents, neighbours, weights, biases = ctx.saved
+    grad_latents, grad_w, grad_b = _latent_rate_backward(latents, neighbours, weights, biases, grad.contiguous())
     return grad_latents, None, grad_w, grad_b
 
 
-_latent_rate.register_autograd(_latent_rate_grad, setup_context=_latent_rate_setup)
+@register_op("cpu_latent_rate", fake=lambda latents, neighbours, weights, biases: _empty(latents),
+             backward=_latent_rate_grad)
+def _latent_rate(latents: Tensor, neighbours: Tensor, weights: List[Tensor], biases: List[Tensor]) -> Tensor:
+    return torch.from_numpy(_cpu.latent_rate_forward(_np(latents), _np(neighbours), _nps(weights), _nps(biases)))
 
 
 def latent_rate(latents: Tensor, grid_shapes: Sequence[tuple[int, int]], offsets: Sequence[tuple[int, int]],
@@ -249,88 +189,66 @@ def neighbour_table(grid_shapes: tuple[tuple[int, int], ...], offsets: tuple[tup
 # -- the synthesis's residual 3x3 convs ---------------------------------------------------------------
 
 
-@torch.library.custom_op("ddfast::cpu_conv3", mutates_args=())
-def _conv3(x: Tensor, weight: Tensor, bias: Tensor, relu: bool) -> Tensor:
-    return torch.from_numpy(_cpu.conv3_forward(_np(x), _np(weight), _np(bias), relu))
+def _planar_shape(x: Tensor, channels_last: bool) -> tuple[int, ...]:
+    """The [S, n, C, H, W] shape of the kernel's output, for x [S, n, C, H, W] or (channels last) [S, n, H, W, C]."""
+    s, n = x.shape[:2]
+    return (s, n, x.shape[4], x.shape[2], x.shape[3]) if channels_last else tuple(x.shape)
 
 
-@_conv3.register_fake
-def _(x, weight, bias, relu):
-    return _empty(x)
-
-
-@torch.library.custom_op("ddfast::cpu_conv3_backward", mutates_args=())
-def _conv3_backward(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, grad: Tensor, relu: bool, need_grad_x: bool
-                    ) -> tuple[Tensor, Tensor, Tensor]:
-    grad_x, grad_w, grad_b = _cpu.conv3_backward(_np(x), _np(y), _np(weight), _np(bias), _np(grad), relu, need_grad_x)
-    grad_x = torch.from_numpy(grad_x) if grad_x is not None else x.new_zeros(0)
-    return grad_x, torch.from_numpy(grad_w), torch.from_numpy(grad_b)
-
-
-@_conv3_backward.register_fake
-def _(x, y, weight, bias, grad, relu, need_grad_x):
-    return (_empty(x) if need_grad_x else x.new_empty(0), _empty(weight), _empty(bias))
-
-
-def _conv3_setup(ctx, inputs, output):
-    x, weight, bias, relu = inputs
-    ctx.relu = relu
-    ctx.save_for_backward(x, output, weight, bias)
+@register_op("cpu_conv3_backward", fake=lambda x, y, weight, bias, grad, relu, need_grad_x, channels_last: (
+    _fake_input_grad(x, need_grad_x), _empty(weight), _empty(bias)))
+def _conv3_backward(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, grad: Tensor, relu: bool, need_grad_x: bool,
+                    channels_last: bool) -> tuple[Tensor, Tensor, Tensor]:
+    grad_x, grad_w, grad_b = _cpu.conv3_backward(_np(x), _np(y), _np(weight), _np(bias), _np(grad), relu, need_grad_x,
+                                                 channels_last)
+    return _input_grad(grad_x, x), torch.from_numpy(grad_w), torch.from_numpy(grad_b)
 
 
 def _conv3_grad(ctx, grad):
+    x, y, weight, bias, relu, channels_last = ctx.saved
     need_x = ctx.needs_input_grad[0]
-    grad_x, grad_w, grad_b = _conv3_backward(*ctx.saved_tensors, grad.contiguous(), ctx.relu, need_x)
-    return (grad_x if need_x else None), grad_w, grad_b, None
+    grad_x, grad_w, grad_b = _conv3_backward(x, y, weight, bias, grad.contiguous(), relu, need_x, channels_last)
+    return (grad_x if need_x else None), grad_w, grad_b, None, None
 
 
-_conv3.register_autograd(_conv3_grad, setup_context=_conv3_setup)
+# the backward reads the output (the ReLU's mask and the residual), so it is saved beside the inputs
+@register_op("cpu_conv3",
+             fake=lambda x, weight, bias, relu, channels_last: x.new_empty(_planar_shape(x, channels_last)),
+             save=lambda inputs, output: (inputs[0], output, *inputs[1:]), backward=_conv3_grad)
+def _conv3(x: Tensor, weight: Tensor, bias: Tensor, relu: bool, channels_last: bool) -> Tensor:
+    return torch.from_numpy(_cpu.conv3_forward(_np(x), _np(weight), _np(bias), relu, channels_last))
 
 
 def residual_conv(x: Tensor, weight: Tensor, bias: Tensor, relu: bool) -> Tensor:
-    """Native twin of torch_ops.residual_conv (3x3 kernels)."""
-    return _conv3(x, weight, bias, relu)
+    """Native twin of torch_ops.residual_conv (3x3 kernels). An x whose memory is channels-last (the
+    synthesis head's output, viewed as [S, n, C, H, W]) is read in place: no transposing copy
+    forward, and its gradient comes back in that layout."""
+    channels_last = not x.is_contiguous() and x.permute(0, 1, 3, 4, 2).is_contiguous()
+    return _conv3(x.permute(0, 1, 3, 4, 2) if channels_last else x, weight, bias, relu, channels_last)
 
 
 # -- the upsampling pyramid --------------------------------------------------------------------------------
 
 
-@torch.library.custom_op("ddfast::cpu_upsample_pyramid", mutates_args=())
-def _upsample_pyramid(latents: Tensor, taps: Tensor, grid_heights: list[int], grid_widths: list[int]) -> Tensor:
-    return torch.from_numpy(_cpu.upsample_pyramid_forward(_np(latents), _np(taps),
-                                                          list(zip(grid_heights, grid_widths))))
-
-
-@_upsample_pyramid.register_fake
-def _(latents, taps, grid_heights, grid_widths):
-    s, n, _ = latents.shape
-    return latents.new_empty(s, n, grid_heights[0], grid_widths[0], len(grid_heights))
-
-
-@torch.library.custom_op("ddfast::cpu_upsample_pyramid_backward", mutates_args=())
-def _upsample_pyramid_backward(latents: Tensor, taps: Tensor, grad: Tensor, grid_heights: list[int],
-                               grid_widths: list[int]) -> tuple[Tensor, Tensor]:
+@register_op("cpu_upsample_pyramid_backward",
+             fake=lambda latents, taps, grad, grid_heights, grid_widths: (_empty(latents), _empty(taps)))
+def _upsample_pyramid_backward(latents: Tensor, taps: Tensor, grad: Tensor, grid_heights: List[int],
+                               grid_widths: List[int]) -> tuple[Tensor, Tensor]:
     grad_latents, grad_taps = _cpu.upsample_pyramid_backward(_np(latents), _np(taps), _np(grad),
                                                              list(zip(grid_heights, grid_widths)))
     return torch.from_numpy(grad_latents), torch.from_numpy(grad_taps)
 
 
-@_upsample_pyramid_backward.register_fake
-def _(latents, taps, grad, grid_heights, grid_widths):
-    return _empty(latents), _empty(taps)
-
-
-def _pyramid_setup(ctx, inputs, output):
-    ctx.grids = inputs[2:]
-    ctx.save_for_backward(inputs[0], inputs[1])
-
-
 def _pyramid_grad(ctx, grad):
-    grad_latents, grad_taps = _upsample_pyramid_backward(*ctx.saved_tensors, grad.contiguous(), *ctx.grids)
-    return grad_latents, grad_taps, None, None
+    latents, taps, heights, widths = ctx.saved
+    return (*_upsample_pyramid_backward(latents, taps, grad.contiguous(), heights, widths), None, None)
 
 
-_upsample_pyramid.register_autograd(_pyramid_grad, setup_context=_pyramid_setup)
+@register_op("cpu_upsample_pyramid", fake=lambda latents, taps, grid_heights, grid_widths: latents.new_empty(
+    *latents.shape[:2], grid_heights[0], grid_widths[0], len(grid_heights)), backward=_pyramid_grad)
+def _upsample_pyramid(latents: Tensor, taps: Tensor, grid_heights: List[int], grid_widths: List[int]) -> Tensor:
+    return torch.from_numpy(_cpu.upsample_pyramid_forward(_np(latents), _np(taps),
+                                                          list(zip(grid_heights, grid_widths))))
 
 
 def upsample_pyramid(latents: Tensor, grid_shapes: Sequence[tuple[int, int]], kernel: Tensor) -> Tensor:
@@ -345,35 +263,16 @@ def upsample_pyramid(latents: Tensor, grid_shapes: Sequence[tuple[int, int]], ke
 # -- Laplace rate -------------------------------------------------------------------------------------------
 
 
-@torch.library.custom_op("ddfast::cpu_laplace_rate", mutates_args=())
+@register_op("cpu_laplace_rate_backward",
+             fake=lambda x, mu, log_scale, grad: (_empty(x), _empty(x), _empty(x)))
+def _laplace_rate_backward(x: Tensor, mu: Tensor, log_scale: Tensor, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    return tuple(_tensors(_cpu.rate_backward(_np(x), _np(mu), _np(log_scale), _np(grad))))
+
+
+@register_op("cpu_laplace_rate", fake=lambda x, mu, log_scale: _empty(x),
+             backward=lambda ctx, grad: _laplace_rate_backward(*ctx.saved, grad.contiguous()))
 def _laplace_rate(x: Tensor, mu: Tensor, log_scale: Tensor) -> Tensor:
     return torch.from_numpy(_cpu.rate_forward(_np(x), _np(mu), _np(log_scale)))
-
-
-@_laplace_rate.register_fake
-def _(x, mu, log_scale):
-    return _empty(x)
-
-
-@torch.library.custom_op("ddfast::cpu_laplace_rate_backward", mutates_args=())
-def _laplace_rate_backward(x: Tensor, mu: Tensor, log_scale: Tensor, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    return tuple(torch.from_numpy(g) for g in _cpu.rate_backward(_np(x), _np(mu), _np(log_scale), _np(grad)))
-
-
-@_laplace_rate_backward.register_fake
-def _(x, mu, log_scale, grad):
-    return _empty(x), _empty(x), _empty(x)
-
-
-def _rate_setup(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
-
-
-def _rate_grad(ctx, grad):
-    return _laplace_rate_backward(*ctx.saved_tensors, grad.contiguous())
-
-
-_laplace_rate.register_autograd(_rate_grad, setup_context=_rate_setup)
 
 
 def laplace_rate(x: Tensor, mu: Tensor, log_scale: Tensor) -> Tensor:
@@ -384,37 +283,15 @@ def laplace_rate(x: Tensor, mu: Tensor, log_scale: Tensor) -> Tensor:
 # -- the training quantizer: softround(softround(x, T) + noise, T) -------------------------------------------
 
 
-@torch.library.custom_op("ddfast::cpu_noisy_softround", mutates_args=())
-def _noisy_softround(x: Tensor, noise: Tensor, temperature: float) -> Tensor:
-    return torch.from_numpy(_cpu.softround_forward(_np(x), _np(noise), temperature))
-
-
-@_noisy_softround.register_fake
-def _(x, noise, temperature):
-    return _empty(x)
-
-
-@torch.library.custom_op("ddfast::cpu_noisy_softround_backward", mutates_args=())
+@register_op("cpu_noisy_softround_backward", fake=lambda x, noise, temperature, grad: _empty(x))
 def _noisy_softround_backward(x: Tensor, noise: Tensor, temperature: float, grad: Tensor) -> Tensor:
     return torch.from_numpy(_cpu.softround_backward(_np(x), _np(noise), temperature, _np(grad)))
 
 
-@_noisy_softround_backward.register_fake
-def _(x, noise, temperature, grad):
-    return _empty(x)
-
-
-def _softround_setup(ctx, inputs, output):
-    ctx.temperature = inputs[2]
-    ctx.save_for_backward(inputs[0], inputs[1])
-
-
-def _softround_grad(ctx, grad):
-    x, noise = ctx.saved_tensors
-    return _noisy_softround_backward(x, noise, ctx.temperature, grad.contiguous()), None, None
-
-
-_noisy_softround.register_autograd(_softround_grad, setup_context=_softround_setup)
+@register_op("cpu_noisy_softround", fake=lambda x, noise, temperature: _empty(x),
+             backward=lambda ctx, grad: (_noisy_softround_backward(*ctx.saved, grad.contiguous()), None, None))
+def _noisy_softround(x: Tensor, noise: Tensor, temperature: float) -> Tensor:
+    return torch.from_numpy(_cpu.softround_forward(_np(x), _np(noise), temperature))
 
 
 def noisy_softround(x: Tensor, noise: Tensor, temperature: float) -> Tensor:
