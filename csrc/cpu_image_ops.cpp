@@ -78,7 +78,7 @@ void conv3_backward_image(const float* x, const float* y, const float* g, int64_
 FloatArray conv3_forward(const FloatArray& x, const FloatArray& weight, const FloatArray& bias, bool relu,
                          bool channels_last) {
     const ConvShape s = conv_shape(x, weight, bias, channels_last);
-    FloatArray y({s.slices, s.images, s.c, s.h, s.w});
+    FloatArray y = cpu::float_array({s.slices, s.images, s.c, s.h, s.w});
     const int64_t image = s.c * s.h * s.w, padded = s.c * (s.h + 2) * (s.w + 2);
     const float *src = x.data(), *pw = weight.data(), *pb = bias.data();
     float* dst = y.mutable_data();
@@ -114,7 +114,7 @@ py::tuple conv3_backward(const FloatArray& x, const FloatArray& y, const FloatAr
                 "y and grad_out must be [S, N, C, H, W]");
     const int64_t image = s.c * s.h * s.w, padded = s.c * (s.h + 2) * (s.w + 2), per_slice = s.c * s.c * 9 + s.c;
     std::vector<int64_t> x_shape(x.shape(), x.shape() + 5);
-    FloatArray grad_x(need_grad_x ? x_shape : std::vector<int64_t>{0, 0, 0, 0, 0});
+    FloatArray grad_x = cpu::float_array(need_grad_x ? x_shape : std::vector<int64_t>{0, 0, 0, 0, 0});
     float* gx = need_grad_x ? grad_x.mutable_data() : nullptr;
     const float *px = x.data(), *py_ = y.data(), *pg = grad_out.data(), *pw = weight.data();
     cpu::Partials partials(s.slices, per_slice);
@@ -143,7 +143,8 @@ py::tuple conv3_backward(const FloatArray& x, const FloatArray& y, const FloatAr
             }
         }
     }
-    FloatArray gw({s.slices, s.c, s.c, int64_t{3}, int64_t{3}}), gb({s.slices, s.c});
+    FloatArray gw = cpu::float_array({s.slices, s.c, s.c, int64_t{3}, int64_t{3}});
+    FloatArray gb = cpu::float_array({s.slices, s.c});
     for (int64_t slice = 0; slice < s.slices; ++slice) {
         const std::vector<float> sum = partials.reduce(slice);
         std::copy(sum.begin(), sum.begin() + s.c * s.c * 9, gw.mutable_data() + slice * s.c * s.c * 9);
@@ -229,7 +230,7 @@ FloatArray upsample_pyramid_forward(const FloatArray& latents, const FloatArray&
                                     const std::vector<std::pair<int64_t, int64_t>>& grids) {
     const Pyramid p = pyramid_shape(latents, taps, grids);
     const int64_t plane = p.h[0] * p.w[0];
-    FloatArray out({p.slices, p.images, p.h[0], p.w[0], p.levels});
+    FloatArray out = cpu::float_array({p.slices, p.images, p.h[0], p.w[0], p.levels});
     const float *src = latents.data(), *pt = taps.data();
     float* dst = out.mutable_data();
     {
@@ -264,7 +265,7 @@ py::tuple upsample_pyramid_backward(const FloatArray& latents, const FloatArray&
     require(grad_out.ndim() == 5 && grad_out.shape(0) == p.slices && grad_out.shape(1) == p.images &&
                 grad_out.shape(2) == p.h[0] && grad_out.shape(3) == p.w[0] && grad_out.shape(4) == p.levels,
             "grad_out must be [S, n, H, W, L] like the pyramid");
-    FloatArray grad({p.slices, p.images, p.m});
+    FloatArray grad = cpu::float_array({p.slices, p.images, p.m});
     const float *src = latents.data(), *pt = taps.data(), *pg = grad_out.data();
     float* gdst = grad.mutable_data();
     cpu::Partials partials(p.slices, 4 * p.t2);
@@ -299,7 +300,7 @@ py::tuple upsample_pyramid_backward(const FloatArray& latents, const FloatArray&
             }
         }
     }
-    FloatArray grad_taps({p.slices, int64_t{4}, p.t2});
+    FloatArray grad_taps = cpu::float_array({p.slices, int64_t{4}, p.t2});
     for (int64_t slice = 0; slice < p.slices; ++slice) {
         const std::vector<float> sum = partials.reduce(slice);
         std::copy(sum.begin(), sum.end(), grad_taps.mutable_data() + slice * 4 * p.t2);
@@ -320,7 +321,7 @@ void require_same_size(const FloatArray& a, const FloatArray& b, const char* wha
 FloatArray rate_forward(const FloatArray& x, const FloatArray& mu, const FloatArray& log_scale) {
     require_same_size(x, mu, "mu");
     require_same_size(x, log_scale, "log_scale");
-    FloatArray out(std::vector<int64_t>(x.shape(), x.shape() + x.ndim()));
+    FloatArray out = cpu::float_array(std::vector<int64_t>(x.shape(), x.shape() + x.ndim()));
     const int64_t n = x.size();
     const float *px = x.data(), *pm = mu.data(), *ps = log_scale.data();
     float* dst = out.mutable_data();
@@ -340,7 +341,9 @@ py::tuple rate_backward(const FloatArray& x, const FloatArray& mu, const FloatAr
     require_same_size(x, log_scale, "log_scale");
     require_same_size(x, grad_out, "grad_out");
     const std::vector<int64_t> shape(x.shape(), x.shape() + x.ndim());
-    FloatArray gx(shape), gmu(shape), gs(shape);
+    FloatArray gx = cpu::float_array(shape);
+    FloatArray gmu = cpu::float_array(shape);
+    FloatArray gs = cpu::float_array(shape);
     const int64_t n = x.size();
     const float *px = x.data(), *pm = mu.data(), *ps = log_scale.data(), *pg = grad_out.data();
     float *dx = gx.mutable_data(), *dm = gmu.mutable_data(), *ds = gs.mutable_data();
@@ -377,7 +380,7 @@ void softround_job(const FloatArray& x, const FloatArray& noise, float temperatu
 FloatArray softround_forward(const FloatArray& x, const FloatArray& noise, float temperature) {
     require_same_size(x, noise, "noise");
     require(temperature > 0.0f, "the temperature must be > 0");
-    FloatArray out(std::vector<int64_t>(x.shape(), x.shape() + x.ndim()));
+    FloatArray out = cpu::float_array(std::vector<int64_t>(x.shape(), x.shape() + x.ndim()));
     softround_job(x, noise, temperature, nullptr, out.mutable_data());
     return out;
 }
@@ -387,7 +390,7 @@ FloatArray softround_backward(const FloatArray& x, const FloatArray& noise, floa
     require_same_size(x, noise, "noise");
     require_same_size(x, grad_out, "grad_out");
     require(temperature > 0.0f, "the temperature must be > 0");
-    FloatArray grad(std::vector<int64_t>(x.shape(), x.shape() + x.ndim()));
+    FloatArray grad = cpu::float_array(std::vector<int64_t>(x.shape(), x.shape() + x.ndim()));
     softround_job(x, noise, temperature, grad_out.data(), grad.mutable_data());
     return grad;
 }

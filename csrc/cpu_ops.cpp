@@ -117,7 +117,7 @@ FloatArray head_forward(const FloatArray& x, const FloatArray& w1, const FloatAr
                         const FloatArray& b2) {
     const HeadLayouts l = head_layouts(x, w1, b1, w2, b2);
     const int64_t pixels = x.shape(1);
-    FloatArray y({l.slices, pixels, l.c2});
+    FloatArray y = cpu::float_array({l.slices, pixels, l.c2});
     const float* src = x.data();
     float* dst = y.mutable_data();
     const int64_t tiles = (pixels + HEAD_TILE - 1) / HEAD_TILE;
@@ -140,7 +140,8 @@ py::tuple head_backward(const FloatArray& x, const FloatArray& w1, const FloatAr
     require(grad_out.ndim() == 3 && grad_out.shape(0) == l.slices && grad_out.shape(1) == pixels &&
                 grad_out.shape(2) == l.c2,
             "grad_out must be [S, P, C2]");
-    FloatArray grad_x(need_grad_x ? std::vector<int64_t>{l.slices, pixels, l.c0} : std::vector<int64_t>{0, 0, 0});
+    FloatArray grad_x = cpu::float_array(need_grad_x ? std::vector<int64_t>{l.slices, pixels, l.c0}
+                                                     : std::vector<int64_t>{0, 0, 0});
     float* gx = need_grad_x ? grad_x.mutable_data() : nullptr;
     const float* src = x.data();
     const float* go = grad_out.data();
@@ -159,8 +160,10 @@ py::tuple head_backward(const FloatArray& x, const FloatArray& w1, const FloatAr
                                acc + (l.c0 + l.c2) * l.hp, acc + (l.c0 + l.c2 + 1) * l.hp);
         });
     }
-    FloatArray gw1({l.slices, l.c0, l.hidden}), gb1({l.slices, l.hidden});
-    FloatArray gw2({l.slices, l.hidden, l.c2}), gb2({l.slices, l.c2});
+    FloatArray gw1 = cpu::float_array({l.slices, l.c0, l.hidden});
+    FloatArray gb1 = cpu::float_array({l.slices, l.hidden});
+    FloatArray gw2 = cpu::float_array({l.slices, l.hidden, l.c2});
+    FloatArray gb2 = cpu::float_array({l.slices, l.c2});
     float *pw1 = gw1.mutable_data(), *pb1 = gb1.mutable_data(), *pw2 = gw2.mutable_data(), *pb2 = gb2.mutable_data();
     for (int64_t s = 0; s < l.slices; ++s) {
         const std::vector<float> sum = partials.reduce(s);
@@ -266,7 +269,8 @@ py::tuple arm_weight_grads(const ArmLayouts& l, const cpu::Partials& partials) {
     std::vector<float*> pw, pb;
     for (int64_t k = 0; k <= depth; ++k) {
         const int64_t co = k < depth ? c : arm::OUT;
-        FloatArray wk({l.slices, c, co}), bk({l.slices, co});
+        FloatArray wk = cpu::float_array({l.slices, c, co});
+        FloatArray bk = cpu::float_array({l.slices, co});
         pw.push_back(wk.mutable_data());
         pb.push_back(bk.mutable_data());
         gws.append(wk);
@@ -291,7 +295,7 @@ FloatArray arm_forward(const FloatArray& x, const std::vector<FloatArray>& weigh
     require(x.ndim() == 3, "x must be [S, N, C]");
     const ArmLayouts l = arm_layouts(x.shape(0), x.shape(2), weights, biases);
     const int64_t n = x.shape(1), c = l.c, tile = arm_tile(c), tiles = (n + tile - 1) / tile;
-    FloatArray out({l.slices, n, static_cast<int64_t>(arm::OUT)});
+    FloatArray out = cpu::float_array({l.slices, n, static_cast<int64_t>(arm::OUT)});
     const float* src = x.data();
     float* dst = out.mutable_data();
     {
@@ -323,7 +327,8 @@ py::tuple arm_backward(const FloatArray& x, const std::vector<FloatArray>& weigh
     require(grad_out.ndim() == 3 && grad_out.shape(0) == l.slices && grad_out.shape(1) == n &&
                 grad_out.shape(2) == arm::OUT,
             "grad_out must be [S, N, 2]");
-    FloatArray grad_x(need_grad_x ? std::vector<int64_t>{l.slices, n, c} : std::vector<int64_t>{0, 0, 0});
+    FloatArray grad_x =
+        cpu::float_array(need_grad_x ? std::vector<int64_t>{l.slices, n, c} : std::vector<int64_t>{0, 0, 0});
     float* gx = need_grad_x ? grad_x.mutable_data() : nullptr;
     const float* src = x.data();
     const float* go = grad_out.data();
@@ -414,7 +419,7 @@ FloatArray latent_rate_forward(const FloatArray& latents, const IndexArray& neig
     const LatentRateJob shape = latent_rate_job(latents, neighbours);
     const ArmLayouts l = arm_layouts(shape.slices, shape.c, weights, biases);
     const int64_t m = shape.m, c = shape.c, tile = arm_tile(c);
-    FloatArray bits({shape.slices, shape.images, m});
+    FloatArray bits = cpu::float_array({shape.slices, shape.images, m});
     const float* src = latents.data();
     const int32_t* nb = neighbours.data();
     float* dst = bits.mutable_data();
@@ -452,7 +457,7 @@ py::tuple latent_rate_backward(const FloatArray& latents, const IndexArray& neig
             "grad_bits must be [S, n, M] like the latents");
     const ArmLayouts l = arm_layouts(shape.slices, shape.c, weights, biases);
     const int64_t m = shape.m, c = shape.c, tile = arm_tile(c), depth = l.depth;
-    FloatArray grad({shape.slices, shape.images, m});
+    FloatArray grad = cpu::float_array({shape.slices, shape.images, m});
     const float* src = latents.data();
     const float* gbits = grad_bits.data();
     const int32_t* nb = neighbours.data();

@@ -1,10 +1,15 @@
 // Small helpers shared by the pybind11 glue of the native CPU training kernels.
 #pragma once
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <new>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #ifdef _OPENMP
@@ -89,6 +94,68 @@ struct Partials {
         return sum;
     }
 };
+
+// Output buffers of the training kernels. Every step allocates the same outputs again (tens of
+// MB), and fresh memory costs a page fault and zeroing per 4 kB page (numpy's own allocator is
+// worse: it advises transparent huge pages from 4 MB on, zeroing whole 2 MB pages -- about an
+// eighth of a training step on a 2-core machine). Freed buffers are kept by size and handed out
+// again, up to CAPACITY bytes in all; beyond that they go back to the system.
+class BufferCache {
+public:
+    static constexpr size_t HEADER = 64, CAPACITY = size_t{1} << 30;
+
+    static BufferCache& instance() {
+        static BufferCache* cache = new BufferCache();  // never destroyed: capsules may outlive statics
+        return *cache;
+    }
+
+    // 64-byte aligned memory for `bytes` bytes (uninitialized).
+    float* acquire(size_t bytes) {
+        bytes = (bytes + HEADER - 1) / HEADER * HEADER;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            auto it = free_.find(bytes);
+            if (it != free_.end()) {
+                char* base = it->second;
+                free_.erase(it);
+                cached_ -= bytes;
+                return reinterpret_cast<float*>(base + HEADER);
+            }
+        }
+        char* base = static_cast<char*>(std::aligned_alloc(HEADER, bytes + HEADER));
+        if (base == nullptr) throw std::bad_alloc();
+        *reinterpret_cast<size_t*>(base) = bytes;
+        return reinterpret_cast<float*>(base + HEADER);
+    }
+
+    void release(void* data) {
+        char* base = static_cast<char*>(data) - HEADER;
+        const size_t bytes = *reinterpret_cast<size_t*>(base);
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (cached_ + bytes <= CAPACITY) {
+                free_.emplace(bytes, base);
+                cached_ += bytes;
+                return;
+            }
+        }
+        std::free(base);
+    }
+
+private:
+    std::mutex mutex_;
+    std::unordered_multimap<size_t, char*> free_;
+    size_t cached_ = 0;
+};
+
+// A new C-contiguous float32 array (uninitialized) whose memory comes from the BufferCache.
+inline pybind11::array_t<float, pybind11::array::c_style> float_array(const std::vector<int64_t>& shape) {
+    int64_t count = 1;
+    for (int64_t d : shape) count *= d;
+    float* data = BufferCache::instance().acquire(static_cast<size_t>(count) * sizeof(float));
+    pybind11::capsule owner(data, [](void* p) { BufferCache::instance().release(p); });
+    return pybind11::array_t<float, pybind11::array::c_style>(shape, data, owner);
+}
 
 }  // namespace cpu
 }  // namespace ddfast

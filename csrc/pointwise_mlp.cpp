@@ -72,7 +72,7 @@ FloatArray mlp_forward(const FloatArray& x, const std::vector<FloatArray>& weigh
                        const std::vector<FloatArray>& biases, const std::vector<bool>& relus) {
     const Mlp m = describe(x, weights, biases, relus);
     const int64_t cout = m.widths.back();
-    FloatArray out({m.slices, m.pixels, cout});
+    FloatArray out = cpu::float_array({m.slices, m.pixels, cout});
     float* dst = out.mutable_data();
     const float* src = x.data();
     const int64_t tiles = (m.pixels + TILE - 1) / TILE;
@@ -114,8 +114,8 @@ py::tuple mlp_backward(const FloatArray& x, const std::vector<FloatArray>& weigh
         std::fill(gw[l], gw[l] + grad_w[l].size(), 0.0f);
         std::fill(gb[l], gb[l] + grad_b[l].size(), 0.0f);
     }
-    FloatArray grad_x(need_grad_x ? std::vector<int64_t>{m.slices, m.pixels, m.widths[0]}
-                                  : std::vector<int64_t>{0, 0, 0});
+    FloatArray grad_x = cpu::float_array(need_grad_x ? std::vector<int64_t>{m.slices, m.pixels, m.widths[0]}
+                                                     : std::vector<int64_t>{0, 0, 0});
     float* gx = need_grad_x ? grad_x.mutable_data() : nullptr;
     const float* src = x.data();
     const float* go = grad_out.data();
