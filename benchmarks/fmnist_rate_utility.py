@@ -104,22 +104,27 @@ def _label(record: dict) -> str:
 
 
 def print_table(records: list[dict]) -> None:
+    """Markdown rows; records recovered from an earlier write-up (``"recovered"``) lack the per-run
+    accuracies, the itemized bytes and the times, shown as a dash."""
     print("| set | images/class | kB per class | accuracy % (mean ± std) | runs % | joint / distill iterations "
           "| time (distill + eval) |")
     print("|---|---|---|---|---|---|---|")
     for r in sorted(records, key=lambda r: (r["method"], r["kind"], r["kb_per_class"])):
         if r["kind"] == "ruo":
-            b = r["bytes"]
-            size = (f"**{r['kb_per_class']:.3f}** (latents {b['latents'] / 10000:.3f}, weights "
-                    f"{b['weights'] / 10000:.3f}, rest {(sum(b.values()) - b['latents'] - b['weights']) / 10000:.3f}; "
-                    f"budget {r['budget_kb']:g}{'' if r['budget_met'] else ', missed'})")
-            minutes = (sum(r["seconds"].values()) - r["seconds"].get("eval", 0.0)) / 60
+            size = f"**{r['kb_per_class']:.3f}**"
+            if "bytes" in r:
+                b = r["bytes"]
+                size += (f" (latents {b['latents'] / 10000:.3f}, weights {b['weights'] / 10000:.3f}, rest "
+                         f"{(sum(b.values()) - b['latents'] - b['weights']) / 10000:.3f}; budget {r['budget_kb']:g}"
+                         f"{'' if r['budget_met'] else ', missed'})")
+            minutes = (sum(r["seconds"].values()) - r["seconds"].get("eval", 0.0)) / 60 if "seconds" in r else None
         else:
             size = f"**{r['kb_per_class']:.3f}** (8-bit; float32 {r['kb_per_class_float32']:.2f})"
-            minutes = r["seconds"]["distill"] / 60
-        runs = ", ".join(f"{100 * a:.1f}" for a in r["accuracies"])
+            minutes = r["seconds"]["distill"] / 60 if "seconds" in r else None
+        runs = ", ".join(f"{100 * a:.1f}" for a in r["accuracies"]) if "accuracies" in r else "—"
+        time = f"{minutes:.1f} + {r['seconds'].get('eval', 0.0) / 60:.1f} min" if minutes is not None else "—"
         print(f"| {_label(r)} | {r['ipc']} | {size} | {100 * r['accuracy_mean']:.1f} ± {100 * r['accuracy_std']:.1f} "
-              f"| {runs} | {r['iterations']} | {minutes:.1f} + {r['seconds'].get('eval', 0.0) / 60:.1f} min |")
+              f"| {runs} | {r.get('iterations', '—')} | {time} |")
 
 
 def plot(records: list[dict], path: str) -> None:
