@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -16,14 +16,15 @@ from ddfast.codec.config import CodecConfig
 from ddfast.codec.layout import SliceLayout
 from ddfast.codec.quantizer import JOINT_QUANTIZER, Quantizer
 from ddfast.codec.stack import CodecStack
+from ddfast.codec.warmup import WarmupReport, warm_up
 from ddfast.errors import ConfigError
 from ddfast.fileio import atomic_torch_save, load_torch_file
 
 # Eval-mode images are rounded to 16-bit levels, like the reference's test forward (bitdepth 16).
 OUTPUT_LEVELS = 2 ** 16 - 1
 
-if TYPE_CHECKING:
-    from ddfast.codec.warmup import ImagesByClass, WarmupReport
+# Real images per class: a sequence indexed by label, or a mapping label -> [n, C, H, W] tensor.
+ImagesByClass = Sequence[torch.Tensor] | Mapping[int, torch.Tensor]
 
 
 class SyntheticSet(nn.Module):
@@ -87,18 +88,22 @@ class SyntheticSet(nn.Module):
     # -- shape facts -------------------------------------------------------------------------
     @property
     def num_classes(self) -> int:
+        """Number of classes."""
         return self.layout.num_classes
 
     @property
     def num_slices(self) -> int:
+        """Number of slices (codecs)."""
         return self.layout.num_slices
 
     @property
     def image_size(self) -> tuple[int, int]:
+        """Image size (H, W)."""
         return self.stack.image_size
 
     @property
     def channels(self) -> int:
+        """Image channels."""
         return self.stack.channels
 
     @property
@@ -197,6 +202,7 @@ class SyntheticSet(nn.Module):
         return self.quantized_latents()
 
     def train(self, mode: bool = True) -> "SyntheticSet":
+        """As ``nn.Module.train``: noisy quantization (train) or rounding (eval); drops the cached rounded latents."""
         self._cached = None
         return super().train(mode)
 
@@ -231,11 +237,14 @@ class SyntheticSet(nn.Module):
                 start += size
         return targets.to(self.valid.device)
 
-    def init_from_data(self, images_by_class: "ImagesByClass", beta: float, **options) -> "WarmupReport":
-        """Phase 1: overfit every slice to real images of its class (see ddfast.codec.warmup)."""
-        from ddfast.codec.warmup import warm_up
+    def init_from_data(self, images_by_class: ImagesByClass, beta: float, **options: Any) -> WarmupReport:
+        """Phase 1: overfit every slice to real images of its class (options: ddfast.codec.warm_up's).
 
-        return warm_up(self, images_by_class, beta, **options)
+        ``images_by_class`` holds, per class, at least as many images [n, C, H, W] (uint8 or float in
+        [0, 1]) as the class has synthetic images; the first ones are used.
+        """
+        return warm_up(self.stack, self.slice_targets(images_by_class), self.valid, beta, backend=self.backend,
+                       **options)
 
     def num_parameters(self) -> dict[str, int]:
         """Trainable network parameters of one slice codec, per component (latents excluded)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -21,12 +20,6 @@ from tqdm.auto import tqdm
 from ddfast.codec.quantizer import WARMUP_QUANTIZER, Quantizer
 from ddfast.codec.stack import CodecStack, clip_grad_norm_per_slice
 from ddfast.errors import ConfigError
-
-if TYPE_CHECKING:
-    from ddfast.codec.synthetic_set import SyntheticSet
-
-# Real images per class: a sequence indexed by label, or a mapping label -> [n, C, H, W] tensor.
-ImagesByClass = Sequence[torch.Tensor] | Mapping[int, torch.Tensor]
 
 
 @dataclass
@@ -109,19 +102,23 @@ def _cpu_generator(generator: torch.Generator | None) -> torch.Generator | None:
     return torch.Generator().manual_seed(int(seed))
 
 
-def warm_up(syn: "SyntheticSet", images_by_class: ImagesByClass, beta: float, *, candidates: tuple[int, ...] = (5, 2),
-            iterations: tuple[int, ...] = (400, 400), lr: float = 1e-2, max_grad_norm: float = 0.1,
-            quantizer: Quantizer = WARMUP_QUANTIZER, max_slices_per_batch: int | None = None,
-            generator: torch.Generator | None = None, progress: bool = True) -> WarmupReport:
-    """Initialize every slice of ``syn`` by overfitting real images of its class.
+def warm_up(stack: CodecStack, targets: torch.Tensor, valid: torch.Tensor, beta: float, *,
+            candidates: tuple[int, ...] = (5, 2), iterations: tuple[int, ...] = (400, 400), lr: float = 1e-2,
+            max_grad_norm: float = 0.1, quantizer: Quantizer = WARMUP_QUANTIZER,
+            max_slices_per_batch: int | None = None, generator: torch.Generator | None = None,
+            backend: str = "auto", progress: bool = True) -> WarmupReport:
+    """Initialize every slice of ``stack`` in place by overfitting it to its target images.
+
+    ``SyntheticSet.init_from_data`` arranges a dataset's images per class into these targets.
 
     Args:
-        images_by_class: per class, at least as many images [n, C, H, W] (uint8 or float in [0, 1])
-            as the class has synthetic images; the first ones are used.
+        targets: [S, n, C, H, W] float images in [0, 1], slice by slice (padding where ``valid`` is False).
+        valid: [S, n] bool, which image positions of each slice hold a real image.
         beta: rate-distortion trade-off; the loss is MSE + bpp / beta.
         candidates: candidates kept in each phase (the first phase starts that many random inits).
         iterations: training iterations of each phase.
         max_slices_per_batch: train at most this many stacked candidate slices at once.
+        backend: ops backend ('auto', 'torch', 'triton').
     """
     if not beta > 0:
         raise ConfigError(f"beta must be > 0, got {beta}")
@@ -131,17 +128,24 @@ def warm_up(syn: "SyntheticSet", images_by_class: ImagesByClass, beta: float, *,
         raise ConfigError(f"candidates must be positive and non-increasing, got {candidates}")
     if any(i < 0 for i in iterations):
         raise ConfigError(f"iterations must be >= 0, got {iterations}")
+    num_slices = stack.num_slices
+    shape = (num_slices, stack.images_per_slice, stack.channels, *stack.image_size)
+    if tuple(targets.shape) != shape:
+        raise ConfigError(f"targets must have shape {list(shape)} (slices, images, C, H, W), "
+                          f"got {list(targets.shape)}")
+    if valid.dtype != torch.bool or tuple(valid.shape) != shape[:2]:
+        raise ConfigError(f"valid must be a bool tensor of shape {list(shape[:2])}, got {valid.dtype} "
+                          f"{list(valid.shape)}")
 
-    device = syn.valid.device
-    stack = syn.stack
-    targets = _Targets(syn.slice_targets(images_by_class), syn.valid, syn.num_pixels_per_slice.to(torch.float32))
-    num_slices = syn.num_slices
+    device = valid.device
+    pixels = valid.sum(dim=1).to(torch.float32) * (shape[3] * shape[4])
+    targets = _Targets(targets, valid, pixels)
     pool = CodecStack(num_slices * candidates[0], stack.images_per_slice, stack.image_size, stack.channels,
                       stack.config, _cpu_generator(generator)).to(device)
     owner = torch.arange(num_slices, device=device).repeat_interleave(candidates[0])
     chunk = max_slices_per_batch or pool.num_slices
     train_args = dict(beta=beta, lr=lr, max_grad_norm=max_grad_norm, quantizer=quantizer, generator=generator,
-                      backend=syn.backend)
+                      backend=backend)
     phase_losses = []
     bar = tqdm(total=sum(math.ceil(num_slices * c / chunk) * it for c, it in zip(candidates, iterations)),
                desc="warm-up", unit="it", disable=not progress)
@@ -154,10 +158,10 @@ def warm_up(syn: "SyntheticSet", images_by_class: ImagesByClass, beta: float, *,
                 pool, owner = pool.select(pick), owner[pick]
             bar.set_description(f"warm-up phase {phase + 1}/{len(candidates)}: {keep} candidate(s)")
             _train_in_chunks(pool, targets.pick(owner), chunk, bar, iterations=steps, **train_args)
-            phase_losses.append(_evaluate(pool, targets.pick(owner), beta, chunk, syn.backend)[0])
+            phase_losses.append(_evaluate(pool, targets.pick(owner), beta, chunk, backend)[0])
     final = candidates[-1]
     winner = phase_losses[-1].reshape(num_slices, final).argmin(dim=1)
     winner = winner + torch.arange(num_slices, device=device) * final
     stack.copy_slices_from(pool, winner)
-    loss, mse, bits = _evaluate(stack, targets, beta, max_slices_per_batch or num_slices, syn.backend)
+    loss, mse, bits = _evaluate(stack, targets, beta, max_slices_per_batch or num_slices, backend)
     return WarmupReport(loss=loss, mse=mse, bits=bits, phase_losses=phase_losses)
