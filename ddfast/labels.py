@@ -100,10 +100,12 @@ class SoftLabels:
 
     @property
     def eps(self) -> float:
+        """The resolution eps = 1/M."""
         return 1.0 / self.resolution
 
     @property
     def num_classes(self) -> int:
+        """Number of classes K (entries per label)."""
         return self.counts.shape[1]
 
     def __len__(self) -> int:

@@ -1,4 +1,5 @@
-"""The ``ddfast`` command: one module per subcommand, each with ``add_parser`` and ``run``."""
+"""ddfast: distilled datasets as compressed .ddf files (DD-RUO) -- distill, encode, decode,
+inspect, evaluate and draw them. Every command has --help."""
 from __future__ import annotations
 
 import argparse

@@ -64,10 +64,12 @@ class CodecConfig:
         return synthesis_layers(self.synthesis, self.n_grids, out_channels)
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict (JSON-ready; ``from_dict`` reads it back)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "CodecConfig":
+        """A CodecConfig from ``to_dict``'s dict; ConfigError names unknown fields."""
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown CodecConfig fields: {sorted(unknown)}")

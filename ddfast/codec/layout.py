@@ -32,6 +32,7 @@ class SliceLayout:
 
     @classmethod
     def build(cls, images_per_class: Sequence[int], slice_size: int | None = None) -> "SliceLayout":
+        """The layout of classes with these image counts, each split into slices of at most ``slice_size`` images."""
         counts = tuple(int(n) for n in images_per_class)
         if not counts:
             raise ConfigError("a synthetic set needs at least one class")
@@ -50,18 +51,22 @@ class SliceLayout:
 
     @property
     def num_classes(self) -> int:
+        """Number of classes."""
         return len(self.images_per_class)
 
     @property
     def num_slices(self) -> int:
+        """Number of slices (codecs)."""
         return len(self.slice_sizes)
 
     @property
     def max_slice_size(self) -> int:
+        """Images in the largest slice (the padded size of every slice in a stack)."""
         return max(self.slice_sizes)
 
     @property
     def num_images(self) -> int:
+        """Images of all slices together."""
         return sum(self.slice_sizes)
 
     def valid_mask(self) -> torch.Tensor:

@@ -52,10 +52,12 @@ class CodecStack(nn.Module):
 
     @property
     def num_slices(self) -> int:
+        """Number of stacked slices S."""
         return self.latents.shape[0]
 
     @property
     def images_per_slice(self) -> int:
+        """Images per slice n, padding included (the largest slice's count)."""
         return self.latents.shape[1]
 
     def quantize(self, quantizer: Quantizer, training: bool, noise: torch.Tensor | None = None,

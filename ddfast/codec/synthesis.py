@@ -90,6 +90,7 @@ class Synthesis(nn.Module):
         self.biases = nn.ParameterList([nn.Parameter(torch.zeros(s.out_channels)) for s in self.layers])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[n, L, H, W] upsampled latents -> [n, out, H, W] images."""
         return synthesis_forward(x, self.layers, list(self.weights), list(self.biases))
 
 

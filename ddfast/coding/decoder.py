@@ -143,10 +143,12 @@ class Decompressed(tuple):
 
     @property
     def images(self) -> torch.Tensor:
+        """The decoded images [N, C, H, W], class-major."""
         return self[0]
 
     @property
     def labels(self) -> torch.Tensor:
+        """The class id of every image [N]."""
         return self[1]
 
 

@@ -56,6 +56,7 @@ class FileInfo:
 
     @property
     def num_classes(self) -> int:
+        """Number of classes in the file."""
         return len(self.images_per_class)
 
     @property
@@ -74,6 +75,7 @@ class FileInfo:
         return (self.bytes["framing"] + self.bytes["parameters"] + self.bytes["lane_table"]) / len(self.slices)
 
     def to_dict(self) -> dict:
+        """Every field and the derived figures (bpc, overheads) as a JSON-ready dict (``ddfast info --json``)."""
         out = asdict(self)
         out.update(num_classes=self.num_classes, bytes_per_class=self.bytes_per_class,
                    coded_latent_bits=self.coded_latent_bits, overhead_per_slice=self.overhead_per_slice)

@@ -119,18 +119,22 @@ class QuantizedSet:
 
     @cached_property
     def layout(self) -> SliceLayout:
+        """How the classes are split into slices."""
         return SliceLayout.build(self.images_per_class, self.slice_size)
 
     @cached_property
     def geometry(self) -> Geometry:
+        """Grid shapes, context offsets and wavefront shift of the images."""
         return Geometry.of(self.image_size, self.config.n_grids, self.config.arm_context)
 
     @property
     def specs(self) -> tuple[TensorSpec, ...]:
+        """The network tensors of one slice codec, in file order."""
         return tensor_specs(self.config, self.channels)
 
     @property
     def num_slices(self) -> int:
+        """Number of slices (codecs)."""
         return self.layout.num_slices
 
     @property

@@ -80,6 +80,7 @@ class IncrementalDecoder:
 
     @property
     def num_lanes(self) -> int:
+        """Number of lanes being decoded."""
         return self._lanes.num_lanes
 
     def decode_step(self, lane_ids: Any, mu_q: Any, logscale_q: Any, *, validate: bool = True) -> Any:

@@ -92,6 +92,7 @@ class RansStreams:
 
     @property
     def num_lanes(self) -> int:
+        """Number of lanes (streams)."""
         return len(self.lane_words)
 
     @property

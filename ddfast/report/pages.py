@@ -55,6 +55,7 @@ class ClassPanel:
 
     @property
     def rows(self) -> int:
+        """Rows of the panel: the initialization (if any), the images, one per latent grid."""
         return (self.init is not None) + 1 + len(self.latents)
 
 
