@@ -15,6 +15,10 @@ iteration and per phase), ``checkpoint.pt`` (atomic), ``init.pt`` and ``distille
 SyntheticSet after phases 1 and 2), ``distilled.ddf`` and ``summary.json``. ``resume=True``
 continues an interrupted run from its last checkpoint to the same result as an uninterrupted
 run (same machine, same seed).
+
+Started by ``torchrun`` (or with a ``torch.distributed`` group), every process trains the codecs
+of a block of classes and rank 0 does the rest (``ddfast.distill.distributed``); the result is
+that of one process.
 """
 from __future__ import annotations
 
@@ -47,6 +51,8 @@ from ddfast.distill import (
     real_tensors,
     train_experts,
 )
+from ddfast.distill import distributed
+from ddfast.distill.distributed import ShardedJointTrainer
 from ddfast.distill.joint import JointTrainer
 from ddfast.distill.presets import Preset, get_preset, load_overrides
 from ddfast.distill.seeding import derive_seed
@@ -86,6 +92,7 @@ class RunSummary:
     budget_message: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (what ``summary.json`` holds)."""
         return asdict(self)
 
     def describe(self) -> str:
@@ -187,10 +194,12 @@ def _utility(preset: Preset, data: _Data, syn: SyntheticSet, experts: Path | Non
                               seed=derive_seed(seed, 2))
         return GMUtility(gm, arch, c, classes, (h, w), preset.loops(), seed)
     folder = experts if experts is not None else out / "experts"
-    if experts is None:  # trained on demand; resumes after the last complete expert
-        train_experts(data.images, data.labels, folder, preset.experts, num_classes=classes,
-                      config=ExpertConfig(model=arch, epochs=preset.expert_train_epochs, seed=seed), device=device,
-                      progress=progress)
+    if experts is None:  # trained on demand (by rank 0); resumes after the last complete expert
+        if distributed.is_main():
+            train_experts(data.images, data.labels, folder, preset.experts, num_classes=classes,
+                          config=ExpertConfig(model=arch, epochs=preset.expert_train_epochs, seed=seed), device=device,
+                          progress=progress)
+        distributed.barrier()
     buffer = ExpertBuffer(folder, seed=derive_seed(seed, 5))
     tm = TrajectoryMatching(buffer, get_network(arch, c, classes, (h, w), seed=0), syn_steps=preset.syn_steps,
                             expert_epochs=preset.expert_epochs, max_start_epoch=preset.max_start_epoch,
@@ -200,6 +209,8 @@ def _utility(preset: Preset, data: _Data, syn: SyntheticSet, experts: Path | Non
 
 
 def _log(out: Path, record: dict[str, Any]) -> None:
+    if not distributed.is_main():
+        return
     with (out / "log.jsonl").open("a") as handle:
         handle.write(json.dumps(record) + "\n")
 
@@ -207,8 +218,9 @@ def _log(out: Path, record: dict[str, Any]) -> None:
 def _save_checkpoint(out: Path, phase: str, trainer: JointTrainer | None, seconds: dict[str, float]) -> None:
     state = {"phase": phase, "seconds": dict(seconds)}
     if trainer is not None:
-        state["trainer"] = trainer.state_dict()
-    atomic_torch_save(state, out / CHECKPOINT)
+        state["trainer"] = trainer.state_dict()  # gathered from every rank in a distributed run
+    if distributed.is_main():
+        atomic_torch_save(state, out / CHECKPOINT)
 
 
 def _init(preset: Preset, data: _Data, device: torch.device, progress: bool) -> SyntheticSet:
@@ -223,10 +235,10 @@ def _init(preset: Preset, data: _Data, device: torch.device, progress: bool) -> 
     return syn
 
 
-def _joint(trainer: JointTrainer, preset: Preset, out: Path, seconds: dict[str, float], progress: bool) -> None:
+def _joint(trainer: JointTrainer, preset: Preset, out: Path, seconds: dict[str, float], classes: int,
+           progress: bool) -> None:
     weights = trainer.weights
     switches = set(weights.stage_starts()[1:])
-    classes = trainer.syn.num_classes
     start = time.perf_counter() - seconds.get("joint", 0.0)
     with tqdm(total=weights.iterations, initial=trainer.iteration, desc="joint", unit="it",
               disable=not progress) as bar:
@@ -291,6 +303,9 @@ def distill(preset: str | Preset, out: str | Path, *, data_root: str | None = No
             evaluate_file: bool = True, progress: bool = True) -> RunSummary:
     """Run DD-RUO with a preset (a name from ``ddfast presets`` or a :class:`Preset`) into ``out``.
 
+    In processes started by ``torchrun`` (or in a ``torch.distributed`` group) every process calls
+    it with the same arguments; each trains a block of classes and all return rank 0's summary.
+
     Args:
         data_root: where the dataset lies (default: ``ddfast.data``'s default places).
         overrides / config: preset fields to change (a dict / a JSON or TOML file).
@@ -299,6 +314,14 @@ def distill(preset: str | Preset, out: str | Path, *, data_root: str | None = No
         resume: continue the run in ``out`` from its checkpoint.
         evaluate_file: train and test fresh networks on the decoded file (phase 4).
     """
+    with distributed.joined(resolve_device(device)) as dev:
+        return _distill(preset, out, data_root=data_root, overrides=overrides, config=config, experts=experts,
+                        device=dev, resume=resume, evaluate_file=evaluate_file, progress=progress)
+
+
+def _distill(preset: str | Preset, out: str | Path, *, data_root: str | None, overrides: Mapping[str, Any] | None,
+             config: str | Path | None, experts: str | Path | None, device: torch.device, resume: bool,
+             evaluate_file: bool, progress: bool) -> RunSummary:
     chosen = resolve_preset(preset, overrides, config)
     dev = resolve_device(device)
     try:
@@ -308,25 +331,35 @@ def distill(preset: str | Preset, out: str | Path, *, data_root: str | None = No
         raise ArgumentTypeError(f"out and experts must be folder paths, got {out!r} and {experts!r}") from None
     if experts_dir is not None and not buffer_files(experts_dir):
         raise DatasetError(f"no expert trajectories (replay_buffer_0.pt, ...) in {experts_dir}")
-    _prepare_folder(out, chosen, resume)
+    distributed.on_main(_prepare_folder, out, chosen, resume)
+    progress = progress and distributed.is_main()
     data = _load_data(chosen, data_root, dev)
     state = load_torch_file(out / CHECKPOINT, "checkpoint", ConfigError) if resume else {"phase": "init", "seconds": {}}
     seconds: dict[str, float] = dict(state["seconds"])
+    syn = None
     if state["phase"] == "init":
-        start = time.perf_counter()
-        syn = _init(chosen, data, dev, progress)
-        syn.save(out / "init.pt")
-        seconds["init"] = time.perf_counter() - start
-        _log(out, {"phase": "init", "seconds": seconds["init"]})
+        if distributed.is_main():  # the warm-up's random draws span every slice: rank 0 runs it
+            start = time.perf_counter()
+            syn = _init(chosen, data, dev, progress)
+            syn.save(out / "init.pt")
+            seconds["init"] = time.perf_counter() - start
+            _log(out, {"phase": "init", "seconds": seconds["init"]})
+            _save_checkpoint(out, "joint", None, seconds)
         state = {"phase": "joint", "seconds": seconds}
-        _save_checkpoint(out, "joint", None, seconds)
-    else:
+        distributed.barrier()
+    if syn is None:
         syn = SyntheticSet.load(out / "init.pt", device=dev)
     utility = _utility(chosen, data, syn, experts_dir, out, dev, progress)
-    trainer = JointTrainer(syn, utility, chosen.joint_weights(), data.transform, seed=chosen.seed)
+    trainer_type = ShardedJointTrainer if distributed.active() else JointTrainer
+    trainer = trainer_type(syn, utility, chosen.joint_weights(), data.transform, seed=chosen.seed)
     if "trainer" in state:
         trainer.load_state_dict(state["trainer"])
-    _joint(trainer, chosen, out, seconds, progress)
+    _joint(trainer, chosen, out, seconds, syn.num_classes, progress)
+    if isinstance(trainer, ShardedJointTrainer):
+        trainer.gather_set()  # syn now holds every rank's codecs
+    if not distributed.is_main():  # rank 0 writes the file and evaluates; the others wait for its summary
+        _save_checkpoint(out, "done", trainer, seconds)
+        return distributed.share(None)
     syn.eval()
     syn.save(out / "distilled.pt")
     syn_lr = utility.syn_lr if isinstance(utility, TMUtility) else None
@@ -357,4 +390,4 @@ def distill(preset: str | Preset, out: str | Path, *, data_root: str | None = No
                    "seconds": seconds["eval"]})
     atomic_write_json(out / "summary.json", summary.to_dict())
     _save_checkpoint(out, "done", trainer, seconds)
-    return summary
+    return distributed.share(summary)

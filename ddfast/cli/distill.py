@@ -8,7 +8,8 @@ fits), and decoded and evaluated with fresh networks. The run folder holds ``con
 ``summary.json``; ``--resume`` continues an interrupted run to the same result. ``ddfast presets``
 lists the presets; ``--config FILE`` (JSON or TOML) and ``--set field=value`` change any field.
 Exit status 1 when no file fits the budget (the smallest one is written and the message says
-which knob to turn).
+which knob to turn). ``torchrun --nproc-per-node N -m ddfast distill ...`` shares the classes'
+codecs among N processes (GPUs); rank 0 prints, writes and evaluates.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import argparse
 
 from ddfast.cli._common import parse_assignments
 from ddfast.device import resolve_device
+from ddfast.distill.distributed import is_main
 from ddfast.pipeline import distill, resolve_preset
 
 
@@ -45,10 +47,11 @@ def run(args: argparse.Namespace) -> int:
     if args.budget_kb is not None:
         overrides["budget_kb"] = args.budget_kb
     preset = resolve_preset(args.preset, overrides, args.config)
-    print(f"ddfast distill: preset {preset.name} ({preset.description or preset.method}), dataset {preset.dataset}, "
+    say = print if is_main() else (lambda *_: None)  # torchrun: rank 0 speaks for every process
+    say(f"ddfast distill: preset {preset.name} ({preset.description or preset.method}), dataset {preset.dataset}, "
           f"{preset.spc} images per class, synthesis {preset.synthesis}, ARM C={preset.arm_context} depth "
           f"{preset.arm_depth}, {sum(s[0] for s in preset.stages)} joint iterations, out {args.out}")
     summary = distill(preset, args.out, data_root=args.data, experts=args.experts, device=args.device,
                       resume=args.resume, evaluate_file=not args.no_eval, progress=not args.quiet)
-    print(summary.describe())
+    say(summary.describe())
     return 1 if not summary.budget_met else 0

@@ -105,7 +105,11 @@ Update = Callable[..., StepResult]
 
 
 class Utility(Protocol):
-    """A distillation loss driven through the joint phase (see ``ddfast.distill.utility``)."""
+    """A distillation loss driven through the joint phase (see ``ddfast.distill.utility``).
+
+    Optional attributes ``per_class_loss`` and ``reads_step_images`` say what a run over several
+    processes must share (``ddfast.distill.distributed``); without them every rank sees every image.
+    """
 
     def run_iteration(self, iteration: int, update: Update) -> float:
         """One iteration: one or more ``update(loss_fn, subset=None, loss_parameters=())`` calls;
@@ -150,10 +154,7 @@ class JointTrainer:
         given). ``loss_parameters`` (e.g. TM's syn_lr) receive the plain dU/dp, not lr_it times it."""
         syn = self.syn.train()
         loss_parameters = list(loss_parameters)  # iterated twice below; may be a generator
-        if subset is None:
-            images, labels = syn(generator=self.noise)
-        else:
-            images, labels = syn.forward_subset(subset, generator=self.noise)
+        images, labels = self._decode(subset)
         bits = syn.rate_bits()
         inputs = self.transform(images)
         utility = loss_fn(inputs, labels)
@@ -169,6 +170,17 @@ class JointTrainer:
                 p.grad.div_(self.weights.lr_it)
         clip_grad_norm_per_slice(syn.parameters(), self.weights.max_grad_norm)
         self.optimizer.step()
+        return self._result(utility, bits, bpp, inputs, labels)
+
+    def _decode(self, subset: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images the loss sees (all, or those of ``subset``) and their labels, with fresh noise."""
+        if subset is None:
+            return self.syn(generator=self.noise)
+        return self.syn.forward_subset(subset, generator=self.noise)
+
+    def _result(self, utility: torch.Tensor, bits: torch.Tensor, bpp: torch.Tensor, inputs: torch.Tensor,
+                labels: torch.Tensor) -> StepResult:
+        """What one update reports (a distributed trainer adds the other ranks' parts)."""
         return StepResult(float(utility.detach()), bits.detach(), bpp.detach(), inputs.detach(), labels)
 
     def run_iteration(self) -> dict[str, Any]:

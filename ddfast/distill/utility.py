@@ -9,6 +9,13 @@ many times as its method takes per iteration, and carries its random streams for
 - TM: one update per iteration on the images the unroll's minibatches use (drawn first, so only
   those are decoded), then the learnable syn_lr steps with SGD(lr_lr, momentum 0.5) and is
   clamped to >= min_syn_lr, as DD-RUO does.
+
+For a run over several processes (``ddfast.distill.distributed``) a driver says what its loss
+needs: ``per_class_loss`` -- the loss is a sum of per-class terms, each seeing only its class's
+images, so every rank computes its own classes' terms (DM without BatchNorm, GM); otherwise
+(TM: the unroll's minibatches mix classes) every rank sees every class's images.
+``reads_step_images`` -- ``run_iteration`` reads the images of every class from the update's
+result (GM trains its network on them).
 """
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ import torch
 
 from ddfast.distill.joint import Update
 from ddfast.distill.losses import DistributionMatching, GradientMatching, TrajectoryMatching
-from ddfast.distill.networks import get_network
+from ddfast.distill.networks import get_network, has_batchnorm
 from ddfast.distill.realdata import ClassSampler
 from ddfast.distill.seeding import derive_seed
 
@@ -40,11 +47,19 @@ def _load_streams(sampler: ClassSampler, loss: Any, state: dict[str, Any]) -> No
 class DMUtility:
     """Distribution matching: one codec update per iteration."""
 
+    reads_step_images = False
+
     def __init__(self, dm: DistributionMatching) -> None:
         self.dm = dm
 
+    @property
+    def per_class_loss(self) -> bool:
+        """True unless the network has BatchNorm, whose batch statistics mix the classes."""
+        return not has_batchnorm(self.dm.net_factory(0))
+
     def run_iteration(self, iteration: int, update: Update) -> float:
-        return update(self.dm).loss
+        classes = range(self.dm.sampler.num_classes)
+        return update(lambda images, labels: self.dm(images, labels, classes=classes)).loss
 
     def state_dict(self) -> dict[str, Any]:
         return _streams_state(self.dm.sampler, self.dm)
@@ -64,6 +79,9 @@ class GMUtility:
         seed: the networks are seeded from (seed, iteration).
     """
 
+    per_class_loss = True
+    reads_step_images = True
+
     def __init__(self, gm: GradientMatching, arch: str, channels: int, num_classes: int,
                  image_size: tuple[int, int], loops: tuple[int, int], seed: int) -> None:
         self.gm = gm
@@ -76,8 +94,9 @@ class GMUtility:
                           seed=derive_seed(self.seed, 3, iteration))
         self.gm.set_network(net)
         total = 0.0
+        classes = range(self.num_classes)
         for k in range(self.outer):
-            result = update(self.gm)
+            result = update(lambda images, labels: self.gm(images, labels, classes=classes))
             total += result.loss
             if k < self.outer - 1:
                 self.gm.train_network(result.images, result.labels, self.inner)
@@ -92,6 +111,9 @@ class GMUtility:
 
 class TMUtility:
     """Trajectory matching with a learnable syn_lr; decodes only the images the unroll uses."""
+
+    per_class_loss = False
+    reads_step_images = False
 
     def __init__(self, tm: TrajectoryMatching, num_images: int, lr_lr: float = 1e-5,
                  min_syn_lr: float | None = 0.001) -> None:

@@ -8,7 +8,7 @@ pass, as the reference does.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -55,16 +55,27 @@ class DistributionMatching:
             p.requires_grad_(False)
         return net
 
-    def __call__(self, images_syn: torch.Tensor, labels_syn: torch.Tensor) -> torch.Tensor:
-        """Σ over classes of the squared distance between mean real and synthetic embeddings."""
+    def __call__(self, images_syn: torch.Tensor, labels_syn: torch.Tensor,
+                 classes: Sequence[int] | None = None) -> torch.Tensor:
+        """Σ over classes of the squared distance between mean real and synthetic embeddings.
+
+        ``classes`` (default: the labels present) are the classes whose real batch and DSA seed
+        are drawn, in order; one without images here adds nothing. A rank of a distributed run
+        holds some classes' images and passes every class, so it draws what one process draws.
+        """
         net = self._network(images_syn.device)
-        classes = torch.unique(labels_syn).tolist()
+        present = torch.unique(labels_syn).tolist()
+        order = present if classes is None else list(classes)
+        if not set(present) <= set(order):
+            raise ConfigError(f"labels {sorted(set(present) - set(order))} are not among the classes {order}")
         reals, syns = [], []
-        for c in classes:
+        for c in order:
             real = self.sampler.sample(c, self.batch_real).to(images_syn.device)
+            seed = self.dsa.draw_seed() if self.dsa is not None else None
+            if c not in present:
+                continue
             syn = images_syn[labels_syn == c]
             if self.dsa is not None:
-                seed = self.dsa.draw_seed()
                 real = self.dsa(real, seed=seed, siamese=True)
                 syn = self.dsa(syn, seed=seed, siamese=True)
             reals.append(real)

@@ -125,11 +125,15 @@ class GradientMatching:
         for m in bns:
             m.eval()
 
-    def __call__(self, images_syn: torch.Tensor, labels_syn: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images_syn: torch.Tensor, labels_syn: torch.Tensor,
+                 classes: Sequence[int] | None = None) -> torch.Tensor:
         """Σ over classes of the gradient distance between real and synthetic batches.
 
         The network and the real batches are moved to ``images_syn.device`` (the sampler may
-        keep the real set elsewhere, e.g. on the CPU).
+        keep the real set elsewhere, e.g. on the CPU). ``classes`` (default: the labels present)
+        are the classes whose real batch and DSA seed are drawn, in order; one without images
+        here adds nothing (a rank of a distributed run passes every class, so it draws what one
+        process draws).
         """
         device = images_syn.device
         net = self._require_net()
@@ -139,11 +143,17 @@ class GradientMatching:
         self._freeze_batchnorm(net, device)
         params = [p for p in net.parameters() if p.requires_grad]
         loss = images_syn.new_zeros(())
-        for c in torch.unique(labels_syn).tolist():
-            syn = images_syn[labels_syn == c]
+        present = torch.unique(labels_syn).tolist()
+        order = present if classes is None else list(classes)
+        if not set(present) <= set(order):
+            raise ConfigError(f"labels {sorted(set(present) - set(order))} are not among the classes {order}")
+        for c in order:
             real = self.sampler.sample(c, self.batch_real).to(device)
+            seed = self.dsa.draw_seed() if self.dsa is not None else None
+            if c not in present:
+                continue
+            syn = images_syn[labels_syn == c]
             if self.dsa is not None:
-                seed = self.dsa.draw_seed()
                 real = self.dsa(real, seed=seed, siamese=True)
                 syn = self.dsa(syn, seed=seed, siamese=True)
             y_real = torch.full((real.shape[0],), c, dtype=torch.long, device=real.device)
