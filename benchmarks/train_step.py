@@ -12,6 +12,10 @@ one backward of all slices). Two-pass, the DD-RUO reference's scheme (``TensorPo
 each slice's codec with gradients and the same noise, backpropagate (image gradient x lr_it, rate
 gradient), clip and step -- with the per-slice reference codec.
 
+*TensorPool*: the same joint iteration written against ``ddfast.integrations.TensorPool`` (``get_data``,
+the utility's backward on the images, ``fill_data_diff``, ``backward(lr_it, ldb_it)``), as a DD-RUO
+training loop calls it, against the two-pass reference above.
+
 *GFLOP/s*: the step's floating-point work (``step_flop``: the multiply-adds of the synthesis, the
 ARM and the upsampling, 2 FLOP each forward and 4 backward for the input and weight gradients; the
 elementwise rate and data movement are not counted) over the batched step's time, and its fraction
@@ -33,6 +37,7 @@ import torch
 from ddfast.codec import CodecConfig, SyntheticSet, clip_grad_norm_per_slice
 from ddfast.codec.reference import slice_forward
 from ddfast.distill.joint import JointTrainer, RateUtility, Stage
+from ddfast.integrations import TensorPool
 
 WEIGHTS = RateUtility(lr_it=1000.0, ldb=5.0, stages=(Stage(10 ** 6, 10.0),))
 
@@ -139,6 +144,14 @@ def joint_two_pass(syn: SyntheticSet, optimizer: torch.optim.Optimizer, upstream
     optimizer.step()
 
 
+def tensor_pool_iteration(pool: TensorPool, upstream: torch.Tensor) -> None:
+    """The DD-RUO loop's joint iteration written against the TensorPool adapter (one fused pass)."""
+    images, _, _ = pool.get_data()
+    (normalize(images) * upstream).sum().backward()
+    pool.fill_data_diff()
+    pool.backward(WEIGHTS.lr_it, WEIGHTS.stages[0].ldb_it)
+
+
 def time_step(step, syn, upstream, noise, repeats: int, device: str) -> float:
     def once() -> float:
         syn.zero_grad(set_to_none=True)
@@ -177,9 +190,13 @@ def main() -> None:
         optimizer = torch.optim.Adam(syn.parameters(), lr=WEIGHTS.lr)
         two_pass = time_step(lambda s, u, n: joint_two_pass(s, optimizer, u, n), syn, upstream, noise, args.repeats,
                              args.device)
+        pool = TensorPool(syn, WEIGHTS.ldb)
+        via_pool = time_step(lambda s, u, n: tensor_pool_iteration(pool, u), syn, upstream, noise, args.repeats,
+                             args.device)
         flop = step_flop(syn)
         results[name] = {"batched_s": batched, "loop_s": loop, "speedup": loop / batched,
                          "joint_fused_s": fused, "joint_two_pass_s": two_pass, "joint_speedup": two_pass / fused,
+                         "tensor_pool_s": via_pool, "tensor_pool_speedup": two_pass / via_pool,
                          "step_gflop": flop / 1e9, "step_gflop_per_s": flop / batched / 1e9}
         print(f"{name:24s} batched {batched * 1e3:9.1f} ms   per-slice loop {loop * 1e3:9.1f} ms   "
               f"speed-up {loop / batched:5.2f}x")
@@ -191,6 +208,7 @@ def main() -> None:
         print(line)
         print(f"{'':24s} joint fused {fused * 1e3:6.1f} ms   two-pass {two_pass * 1e3:9.1f} ms   "
               f"speed-up {two_pass / fused:5.2f}x")
+        print(f"{'':24s} TensorPool adapter {via_pool * 1e3:6.1f} ms   vs two-pass: {two_pass / via_pool:5.2f}x")
     if args.json:
         print(json.dumps(results))
 
