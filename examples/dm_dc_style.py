@@ -25,7 +25,7 @@ from ddfast.distill import DSA, get_network
 from ddfast.distill.joint import RateUtility, Stage
 from ddfast.integrations import SynSet
 
-FULL = SimpleNamespace(iterations=100, ipc=10, batch_real=50, warmup=150, model="ConvNet", eval_runs=2, eval_epochs=300)
+FULL = SimpleNamespace(iterations=100, ipc=10, batch_real=50, warmup=150, model="ConvNet", eval_runs=1, eval_epochs=200)
 QUICK = SimpleNamespace(iterations=2, ipc=2, batch_real=8, warmup=3, model="ConvNetW32", eval_runs=1, eval_epochs=1)
 
 

@@ -29,7 +29,7 @@ from ddfast.distill.training import train_epoch
 from ddfast.integrations import TensorPool
 
 FULL = SimpleNamespace(iterations=20, ipc=10, outer_loop=2, inner_loop=5, batch_real=50, warmup=150, model="ConvNet",
-                       eval_runs=2, eval_epochs=300)
+                       eval_runs=1, eval_epochs=200)
 QUICK = SimpleNamespace(iterations=2, ipc=2, outer_loop=1, inner_loop=1, batch_real=8, warmup=3, model="ConvNetW32",
                         eval_runs=1, eval_epochs=1)
 

@@ -37,7 +37,7 @@ from ddfast.distill.joint import RateUtility, Stage
 from ddfast.integrations import MTTSet
 
 FULL = SimpleNamespace(iterations=50, ipc=10, syn_steps=5, batch_syn=20, experts=2, expert_train_epochs=5,
-                       warmup=150, model="ConvNet", eval_runs=2, eval_epochs=300)
+                       warmup=150, model="ConvNet", eval_runs=1, eval_epochs=200)
 QUICK = SimpleNamespace(iterations=2, ipc=2, syn_steps=2, batch_syn=10, experts=1, expert_train_epochs=2,
                         warmup=3, model="ConvNetW32", eval_runs=1, eval_epochs=1)
 EXPERT_EPOCHS = 2  # M: the target is M expert epochs after the start
