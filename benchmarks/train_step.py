@@ -23,6 +23,7 @@ of a float32 4096 x 4096 matmul's throughput measured in the same run.
 
     python benchmarks/train_step.py            # both shapes of issue 2
     python benchmarks/train_step.py --json     # one JSON object on the last line
+    python benchmarks/train_step.py --step-only --shape cifar100_100x8_v4-240   # GFLOP/s only
 """
 from __future__ import annotations
 
@@ -167,12 +168,34 @@ def time_step(step, syn, upstream, noise, repeats: int, device: str) -> float:
     return statistics.median(once() for _ in range(repeats))
 
 
+def compare_references(syn: SyntheticSet, upstream: torch.Tensor, noise: torch.Tensor, batched: float,
+                       args: argparse.Namespace) -> dict:
+    """The batched step against the per-slice loop, and the joint update three ways (printed and returned)."""
+    loop = time_step(loop_step, syn, upstream, noise, args.repeats, args.device)
+    trainer = JointTrainer(syn, UpstreamUtility(upstream), WEIGHTS, normalize)
+    fused = time_step(lambda s, u, n: trainer.run_iteration(), syn, upstream, noise, args.repeats, args.device)
+    optimizer = torch.optim.Adam(syn.parameters(), lr=WEIGHTS.lr)
+    two_pass = time_step(lambda s, u, n: joint_two_pass(s, optimizer, u, n), syn, upstream, noise, args.repeats,
+                         args.device)
+    pool = TensorPool(syn, WEIGHTS.ldb)
+    via_pool = time_step(lambda s, u, n: tensor_pool_iteration(pool, u), syn, upstream, noise, args.repeats,
+                         args.device)
+    print(f"{'':24s} per-slice loop {loop * 1e3:9.1f} ms   speed-up {loop / batched:5.2f}x")
+    print(f"{'':24s} joint fused {fused * 1e3:6.1f} ms   two-pass {two_pass * 1e3:9.1f} ms   "
+          f"speed-up {two_pass / fused:5.2f}x")
+    print(f"{'':24s} TensorPool adapter {via_pool * 1e3:6.1f} ms   vs two-pass: {two_pass / via_pool:5.2f}x")
+    return {"loop_s": loop, "speedup": loop / batched, "joint_fused_s": fused, "joint_two_pass_s": two_pass,
+            "joint_speedup": two_pass / fused, "tensor_pool_s": via_pool, "tensor_pool_speedup": two_pass / via_pool}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--shape", choices=sorted(SHAPES), action="append")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
+    parser.add_argument("--step-only", action="store_true",
+                        help="time the batched step and the matmul only (no per-slice or two-pass references)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, "
           f"{platform.processor() or platform.machine()}")
@@ -184,31 +207,17 @@ def main() -> None:
         syn, upstream = build(SHAPES[name], args.device)
         noise = syn.quantizer.sample_noise(syn.stack.latents, torch.Generator(args.device).manual_seed(1))
         batched = time_step(batched_step, syn, upstream, noise, args.repeats, args.device)
-        loop = time_step(loop_step, syn, upstream, noise, args.repeats, args.device)
-        trainer = JointTrainer(syn, UpstreamUtility(upstream), WEIGHTS, normalize)
-        fused = time_step(lambda s, u, n: trainer.run_iteration(), syn, upstream, noise, args.repeats, args.device)
-        optimizer = torch.optim.Adam(syn.parameters(), lr=WEIGHTS.lr)
-        two_pass = time_step(lambda s, u, n: joint_two_pass(s, optimizer, u, n), syn, upstream, noise, args.repeats,
-                             args.device)
-        pool = TensorPool(syn, WEIGHTS.ldb)
-        via_pool = time_step(lambda s, u, n: tensor_pool_iteration(pool, u), syn, upstream, noise, args.repeats,
-                             args.device)
         flop = step_flop(syn)
-        results[name] = {"batched_s": batched, "loop_s": loop, "speedup": loop / batched,
-                         "joint_fused_s": fused, "joint_two_pass_s": two_pass, "joint_speedup": two_pass / fused,
-                         "tensor_pool_s": via_pool, "tensor_pool_speedup": two_pass / via_pool,
-                         "step_gflop": flop / 1e9, "step_gflop_per_s": flop / batched / 1e9}
-        print(f"{name:24s} batched {batched * 1e3:9.1f} ms   per-slice loop {loop * 1e3:9.1f} ms   "
-              f"speed-up {loop / batched:5.2f}x")
-        line = f"{'':24s} {flop / 1e9:.1f} GFLOP per step, {flop / batched / 1e9:.1f} GFLOP/s"
+        results[name] = {"batched_s": batched, "step_gflop": flop / 1e9, "step_gflop_per_s": flop / batched / 1e9}
+        line = (f"{name:24s} batched {batched * 1e3:9.1f} ms, {flop / 1e9:.1f} GFLOP per step, "
+                f"{flop / batched / 1e9:.1f} GFLOP/s")
         if matmul is not None:
             results[name]["matmul_gflop_per_s"] = matmul / 1e9
             results[name]["fraction_of_matmul"] = flop / batched / matmul
-            line += f" = {100 * flop / batched / matmul:.0f} % of the matmul's"
+            line += f" = {100 * flop / batched / matmul:.1f} % of the matmul's"
         print(line)
-        print(f"{'':24s} joint fused {fused * 1e3:6.1f} ms   two-pass {two_pass * 1e3:9.1f} ms   "
-              f"speed-up {two_pass / fused:5.2f}x")
-        print(f"{'':24s} TensorPool adapter {via_pool * 1e3:6.1f} ms   vs two-pass: {two_pass / via_pool:5.2f}x")
+        if not args.step_only:
+            results[name].update(compare_references(syn, upstream, noise, batched, args))
     if args.json:
         print(json.dumps(results))
 

@@ -115,10 +115,11 @@ DDF_INLINE void backward_tile(const float* x, const float* go, int64_t tile, con
     vec gwo[OUT][NV];
     for (int k = 0; k < OUT; ++k)
         for (int v = 0; v < NV; ++v) gwo[k][v] = vec{};
+    float gb0 = 0.0f, gb1 = 0.0f;  // in registers: adding into gbo row by row would chain through memory
     for (int64_t p = 0; p < tile; ++p) {
         const float g0 = go[p * OUT], g1 = go[p * OUT + 1];
-        gbo[0] += g0;
-        gbo[1] += g1;
+        gb0 += g0;
+        gb1 += g1;
         for (int v = 0; v < NV; ++v) {
             const vec h = load(last + p * C + v * LANES);
             gwo[0][v] += h * g0;
@@ -126,6 +127,8 @@ DDF_INLINE void backward_tile(const float* x, const float* go, int64_t tile, con
             store(g + p * C + v * LANES, load(w.wot + v * LANES) * g0 + load(w.wot + C + v * LANES) * g1);
         }
     }
+    gbo[0] += gb0;
+    gbo[1] += gb1;
     for (int k = 0; k < OUT; ++k)
         for (int v = 0; v < NV; ++v) store(gwot + k * C + v * LANES, load(gwot + k * C + v * LANES) + gwo[k][v]);
     for (int64_t l = w.depth - 1; l >= 0; --l) {

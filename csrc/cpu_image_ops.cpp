@@ -55,11 +55,25 @@ ConvShape conv_shape(const FloatArray& x, const FloatArray& weight, const FloatA
     const ConvShape s = channels_last ? ConvShape{x.shape(0), x.shape(1), x.shape(4), x.shape(2), x.shape(3)}
                                       : ConvShape{x.shape(0), x.shape(1), x.shape(2), x.shape(3), x.shape(4)};
     require(s.h >= 1 && s.w >= 1, "images must not be empty");
+    require(s.c >= 1 && s.c <= 64, "the residual conv takes 1..64 channels");
     require(weight.ndim() == 5 && weight.shape(0) == s.slices && weight.shape(1) == s.c && weight.shape(2) == s.c &&
                 weight.shape(3) == 3 && weight.shape(4) == 3,
             "weight must be [S, C, C, 3, 3]");
     require(bias.ndim() == 2 && bias.shape(0) == s.slices && bias.shape(1) == s.c, "bias must be [S, C]");
     return s;
+}
+
+// One image between layouts (RGB at a fixed channel count, where the loops vectorize).
+DDFAST_MULTIVERSION
+void to_planar_image(const float* src, int64_t hw, int64_t c, float* dst) {
+    if (c == 3) return img::to_planar<3>(src, hw, c, dst);
+    img::to_planar(src, hw, c, dst);
+}
+
+DDFAST_MULTIVERSION
+void to_channels_last_image(const float* src, int64_t hw, int64_t c, float* dst) {
+    if (c == 3) return img::to_channels_last<3>(src, hw, c, dst);
+    img::to_channels_last(src, hw, c, dst);
 }
 
 DDFAST_MULTIVERSION
@@ -93,7 +107,7 @@ FloatArray conv3_forward(const FloatArray& x, const FloatArray& weight, const Fl
                 const int64_t slice = job / s.images;
                 const float* in = src + job * image;
                 if (channels_last) {
-                    img::to_planar(in, s.h * s.w, s.c, planar.data());
+                    to_planar_image(in, s.h * s.w, s.c, planar.data());
                     in = planar.data();
                 }
                 conv3_forward_image(in, s.c, s.h, s.w, pw + slice * s.c * s.c * 9, pb + slice * s.c, relu, xp.data(),
@@ -123,7 +137,7 @@ py::tuple conv3_backward(const FloatArray& x, const FloatArray& y, const FloatAr
 #pragma omp parallel
         {
             const cpu::FlushDenormals flush;
-            std::vector<float> xp(padded + 2), gp(padded + 2), gy(s.c * s.h * (s.w + 2));
+            std::vector<float> xp(padded + 2), gp(padded + 2), gy(s.c * img::conv3_grad_stride(s.h, s.w), 0.0f);
             std::vector<float> planar(channels_last ? 2 * image : 0);
 #pragma omp for schedule(static)
             for (int64_t job = 0; job < s.slices * s.images; ++job) {
@@ -132,14 +146,14 @@ py::tuple conv3_backward(const FloatArray& x, const FloatArray& y, const FloatAr
                 const float* in = px + job * image;
                 float* gx_image = gx != nullptr ? gx + job * image : nullptr;
                 if (channels_last) {
-                    img::to_planar(in, s.h * s.w, s.c, planar.data());
+                    to_planar_image(in, s.h * s.w, s.c, planar.data());
                     in = planar.data();
                 }
                 float* gx_planar = channels_last && gx_image != nullptr ? planar.data() + image : gx_image;
                 conv3_backward_image(in, py_ + job * image, pg + job * image, s.c, s.h, s.w,
                                      pw + slice * s.c * s.c * 9, relu, xp.data(), gp.data(), gy.data(), gx_planar,
                                      acc, acc + s.c * s.c * 9);
-                if (channels_last && gx_image != nullptr) img::to_channels_last(gx_planar, s.h * s.w, s.c, gx_image);
+                if (channels_last && gx_image != nullptr) to_channels_last_image(gx_planar, s.h * s.w, s.c, gx_image);
             }
         }
     }

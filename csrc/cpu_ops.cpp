@@ -18,6 +18,7 @@
 #include "bindings.h"
 #include "cpu_util.h"
 #include "head_mlp.h"
+#include "indexed_gather.h"
 #include "laplace_rate.h"
 #include "multiversion.h"
 
@@ -366,8 +367,9 @@ py::tuple arm_backward(const FloatArray& x, const std::vector<FloatArray>& weigh
 // causal context, with no [S, n * M, C] context array: each (slice, image) job copies its M latents
 // into a buffer whose slot M is zero, gathers a tile's contexts through the [M, C] neighbour table
 // (entries in [0, M], M = outside the grid), runs the ARM on the tile and the rate on its rows.
-// The backward recomputes the tile and scatters the context gradient into the image's latent
-// gradient (jobs own whole images, so no two threads write the same latent).
+// The backward recomputes each tile, keeps the image's context gradient and adds it into the
+// latent gradient through the context gather's adjoint table (indexed_gather.h; jobs own whole
+// images, so no two threads write the same latent).
 using IndexArray = py::array_t<int32_t, py::array::c_style>;
 
 struct LatentRateJob {
@@ -393,25 +395,10 @@ void split_outputs(const float* out16, int64_t rows, float* mu, float* log_scale
 }
 
 // Rows [p0, p0 + rows) of one image's contexts into a [tile, C] tile, zero rows after `rows`.
-DDFAST_MULTIVERSION
 void gather_tile(const float* padded, const int32_t* nb, int64_t c, int64_t p0, int64_t rows, int64_t tile,
                  float* xt) {
-    for (int64_t p = 0; p < rows; ++p) {
-        const int32_t* index = nb + (p0 + p) * c;
-        float* row = xt + p * c;
-        for (int64_t k = 0; k < c; ++k) row[k] = padded[index[k]];
-    }
+    gather::gather(padded, nb + p0 * c, rows * c, xt);
     std::fill(xt + rows * c, xt + tile * c, 0.0f);
-}
-
-// The adjoint of gather_tile: adds the [rows, C] context gradient into the padded latent gradient.
-DDFAST_MULTIVERSION
-void scatter_tile(const float* gxt, const int32_t* nb, int64_t c, int64_t p0, int64_t rows, float* gpadded) {
-    for (int64_t p = 0; p < rows; ++p) {
-        const int32_t* index = nb + (p0 + p) * c;
-        const float* row = gxt + p * c;
-        for (int64_t k = 0; k < c; ++k) gpadded[index[k]] += row[k];
-    }
 }
 
 FloatArray latent_rate_forward(const FloatArray& latents, const IndexArray& neighbours,
@@ -463,20 +450,22 @@ py::tuple latent_rate_backward(const FloatArray& latents, const IndexArray& neig
     const int32_t* nb = neighbours.data();
     float* gdst = grad.mutable_data();
     cpu::Partials partials(l.slices, depth * c * c + depth * c + arm::OUT * c + arm::OUT);
+    const int64_t zero_slot = (m + tile - 1) / tile * tile * c;  // past every tile's context gradient rows
+    const gather::Readers readers = gather::readers_of(nb, m * c, m, static_cast<int32_t>(zero_slot));
     {
         py::gil_scoped_release release;
 #pragma omp parallel
         {
             const cpu::FlushDenormals flush;
-            std::vector<float> padded(m + 1, 0.0f), gpadded(m + 1), xt(tile * c),
-                acts(std::max<int64_t>(depth, 1) * tile * c), out16(tile * arm::LANES), got(tile * arm::OUT, 0.0f),
-                g(tile * c), g2(tile * c), gxt(tile * c), mu(tile), log_scale(tile), gx(tile), gs(tile);
+            std::vector<float> padded(m + 1, 0.0f), xt(tile * c), acts(std::max<int64_t>(depth, 1) * tile * c),
+                out16(tile * arm::LANES), got(tile * arm::OUT, 0.0f), g(tile * c), g2(tile * c),
+                context_grad(zero_slot + 1, 0.0f), mu(tile), log_scale(tile), gs(tile);
 #pragma omp for schedule(static)
             for (int64_t job = 0; job < shape.slices * shape.images; ++job) {
                 const int64_t s = job / shape.images;
                 const float* image = src + job * m;
                 std::copy(image, image + m, padded.begin());
-                std::fill(gpadded.begin(), gpadded.end(), 0.0f);
+                float* latent_grad = gdst + job * m;
                 const arm::Weights w = l.slice(s);
                 float* acc = partials.mine(s);
                 for (int64_t p0 = 0; p0 < m; p0 += tile) {
@@ -484,25 +473,44 @@ py::tuple latent_rate_backward(const FloatArray& latents, const IndexArray& neig
                     gather_tile(padded.data(), nb, c, p0, rows, tile, xt.data());
                     arm_forward_tile(c, xt.data(), tile, w, acts.data(), out16.data());
                     split_outputs(out16.data(), rows, mu.data(), log_scale.data());
-                    rate::grad_rows(image + p0, mu.data(), log_scale.data(), gbits + job * m + p0, rows, gx.data(),
-                              gs.data());
+                    float* gx = latent_grad + p0;  // the rate's own gradient; the contexts' is added below
+                    rate::grad_rows(image + p0, mu.data(), log_scale.data(), gbits + job * m + p0, rows, gx, gs.data());
                     for (int64_t p = 0; p < rows; ++p) {
-                        gpadded[p0 + p] += gx[p];
                         got[p * arm::OUT] = -gx[p];  // d bits / d mu = -d bits / d x
                         got[p * arm::OUT + 1] = gs[p];
                     }
                     std::fill(got.begin() + rows * arm::OUT, got.end(), 0.0f);
                     arm_backward_tile(c, xt.data(), got.data(), tile, w, acts.data(), g.data(), g2.data(),
-                                      gxt.data(), acc, acc + depth * c * c, acc + depth * c * c + depth * c,
-                                      acc + depth * c * c + depth * c + arm::OUT * c);
-                    scatter_tile(gxt.data(), nb, c, p0, rows, gpadded.data());
+                                      context_grad.data() + p0 * c, acc, acc + depth * c * c,
+                                      acc + depth * c * c + depth * c, acc + depth * c * c + depth * c + arm::OUT * c);
                 }
-                std::copy(gpadded.begin(), gpadded.begin() + m, gdst + job * m);
+                gather::gather_add(context_grad.data(), readers.table.data(), readers.width, m, latent_grad);
             }
         }
     }
     const py::tuple grads = arm_weight_grads(l, partials);
     return py::make_tuple(grad, grads[0], grads[1]);
+}
+FloatArray indexed_gather(const FloatArray& src, const IndexArray& index, bool fast) {
+    require(src.ndim() == 1 && index.ndim() == 1, "src and index must be 1-D");
+    for (int64_t e = 0; e < index.shape(0); ++e)
+        require(index.data()[e] >= 0 && index.data()[e] < src.shape(0), "index entries must lie in [0, len(src))");
+    require(!fast || gather::fast_path(), "this CPU has no AVX-512 gather path");
+    FloatArray out = cpu::float_array({index.shape(0)});
+    gather::gather(src.data(), index.data(), index.shape(0), out.mutable_data(), fast);
+    return out;
+}
+
+FloatArray indexed_gather_add(const FloatArray& src, const IndexArray& readers, const FloatArray& acc, bool fast) {
+    require(src.ndim() == 1 && readers.ndim() == 2 && acc.ndim() == 1 && readers.shape(1) == acc.shape(0),
+            "src [N], readers [width, n] and acc [n]");
+    for (int64_t e = 0; e < readers.size(); ++e)
+        require(readers.data()[e] >= 0 && readers.data()[e] < src.shape(0), "readers must lie in [0, len(src))");
+    require(!fast || gather::fast_path(), "this CPU has no AVX-512 gather path");
+    FloatArray out = cpu::float_array({acc.shape(0)});
+    std::copy(acc.data(), acc.data() + acc.shape(0), out.mutable_data());
+    gather::gather_add(src.data(), readers.data(), readers.shape(0), acc.shape(0), out.mutable_data(), fast);
+    return out;
 }
 }  // namespace
 
@@ -516,6 +524,11 @@ void register_cpu_ops(py::module_& m) {
           "The ARM MLP over [S, N, C] contexts (C = 16, 32, 64): depth ReLU layers C -> C, then C -> 2.");
     m.def("latent_rate_forward", &latent_rate_forward, py::arg("latents"), py::arg("neighbours"), py::arg("weights"),
           py::arg("biases"), "Bits [S, n, M] of every latent under the ARM of its gathered context (C = 16, 32, 64).");
+    m.def("indexed_gather", &indexed_gather, py::arg("src"), py::arg("index"), py::arg("fast"),
+          "Test hook: src[index] by the AVX-512 path (fast) or its plain twin.");
+    m.def("indexed_gather_add", &indexed_gather_add, py::arg("src"), py::arg("readers"), py::arg("acc"),
+          py::arg("fast"), "Test hook: acc + sum_t src[readers[t]] by the AVX-512 path (fast) or its plain twin.");
+    m.def("indexed_gather_fast_path", &gather::fast_path, "Whether this CPU takes the AVX-512 gather path.");
     m.def("latent_rate_backward", &latent_rate_backward, py::arg("latents"), py::arg("neighbours"),
           py::arg("weights"), py::arg("biases"), py::arg("grad_bits"),
           "Gradients (latents, [W_l], [b_l]) of sum(grad_bits * latent_rate_forward(...)).");

@@ -132,8 +132,10 @@ template <int C0, int C2>
 DDF_INLINE void weight_grad_rows(const float* x, const float* g, int64_t rows, const Weights& w, float* gw1p,
                                  float* gw2tp, float* gb1p, float* gb2) {
     const int64_t hp = padded(w.hidden);
+    float bias2[C2] = {};  // in registers: adding into gb2 pixel by pixel would chain through memory
     for (int64_t p = 0; p < rows; ++p)
-        for (int k = 0; k < C2; ++k) gb2[k] += g[p * C2 + k];
+        for (int k = 0; k < C2; ++k) bias2[k] += g[p * C2 + k];
+    for (int k = 0; k < C2; ++k) gb2[k] += bias2[k];
     for (int64_t j0 = 0; j0 < hp; j0 += LANES) {
         vec w1c[C0], w2c[C2], d1[C0], d2[C2];
         for (int i = 0; i < C0; ++i) {

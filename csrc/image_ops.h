@@ -42,15 +42,42 @@ DDF_INLINE void fold_plane(const float* src, int64_t h, int64_t w, int64_t r, fl
     }
 }
 
-// One image between layouts: [hw, c] channels-last <-> [c, hw] planar.
-DDF_INLINE void to_planar(const float* src, int64_t hw, int64_t c, float* dst) {
-    for (int64_t p = 0; p < hw; ++p)
-        for (int64_t i = 0; i < c; ++i) dst[i * hw + p] = src[p * c + i];
+// dst = res + the adjoint of pad_plane (r = 1) applied to gp [h + 2, w + 2]; res is read at pitch
+// rp. Each row of dst is written once from its sources (adding into rows just copied stalls on
+// store forwarding), then the padding rows and columns are folded onto the edges.
+DDF_INLINE void fold_plane_onto(const float* gp, const float* res, int64_t rp, int64_t h, int64_t w, float* dst) {
+    const int64_t pw = w + 2;
+    for (int64_t y = 0; y < h; ++y) {
+        const float *in = gp + (y + 1) * pw, *from = res + y * rp;
+        float* out = dst + y * w;
+#pragma omp simd
+        for (int64_t u = 0; u < w; ++u) out[u] = from[u] + in[u + 1];
+        out[0] += in[0];
+        out[w - 1] += in[w + 1];
+    }
+    for (const int64_t y : {int64_t{0}, h + 1}) {
+        const float* in = gp + y * pw;
+        float* out = dst + (y == 0 ? 0 : h - 1) * w;
+        out[0] += in[0];
+        out[w - 1] += in[w + 1];
+        for (int64_t u = 0; u < w; ++u) out[u] += in[u + 1];
+    }
 }
 
-DDF_INLINE void to_channels_last(const float* src, int64_t hw, int64_t c, float* dst) {
+// One image between layouts: [hw, c] channels-last <-> [c, hw] planar. C > 0 fixes the channel
+// count at compile time (the loops then vectorize with permutes); C = 0 reads it from c.
+template <int C = 0>
+DDF_INLINE void to_planar(const float* __restrict src, int64_t hw, int64_t c, float* __restrict dst) {
+    const int64_t channels = C > 0 ? C : c;
     for (int64_t p = 0; p < hw; ++p)
-        for (int64_t i = 0; i < c; ++i) dst[p * c + i] = src[i * hw + p];
+        for (int64_t i = 0; i < channels; ++i) dst[i * hw + p] = src[p * channels + i];
+}
+
+template <int C = 0>
+DDF_INLINE void to_channels_last(const float* __restrict src, int64_t hw, int64_t c, float* __restrict dst) {
+    const int64_t channels = C > 0 ? C : c;
+    for (int64_t p = 0; p < hw; ++p)
+        for (int64_t i = 0; i < channels; ++i) dst[p * channels + i] = src[i * hw + p];
 }
 
 // sum_x a[x] * b[x], with four independent vector sums (one chain of multiply-adds would wait on
@@ -81,22 +108,101 @@ DDF_INLINE void axpy(float k, const float* src, int64_t n, float* dst) {
 }
 
 // The residual conv runs over whole planes at the padded pitch pw = w + 2: output pixel (r, u)
-// sits at r * pw + u, so each of the 9 c c taps is one long multiply-add along the plane (columns
+// sits at r * pw + u, so each of the 9 c c taps reads the plane shifted by a fixed offset (columns
 // w and w + 1 of a pitched plane are junk on the way out and zero on the way back, so they add
-// nothing). Padded scratch planes need 2 floats of slack after the last one.
+// nothing). Each output plane is one pass of `correlate` (its taps' weights held in registers, four
+// vectors of pixels per step, one store per vector); the input gradient is the same correlation run
+// backwards over a zero-led copy of the output gradient. Padded scratch planes need 2 floats of
+// slack after the last one.
 
-// One image: y = act(conv3x3(pad(x), wt) + b + x), x and y [c, h, w], wt [c, c, 3, 3] (out, in,
-// dy, dx). Scratch: xp [c, h + 2, w + 2] (+ 2), acc [h, w + 2].
+// out[e] = init + sum_j wk[j] * src[off[j] + e] for e < n, added in order of j. K taps known at
+// compile time (weights kept in registers) or K = 0: `taps` of them, weights read from memory.
+template <int K>
+DDF_INLINE void correlate(const float* src, const int64_t* off, const float* wk, int64_t taps, float init, int64_t n,
+                          float* out) {
+    using head::load;
+    using head::splat;
+    constexpr int64_t L = head::LANES, B = 4;
+    const int64_t k_count = K > 0 ? K : taps;
+    head::vec wv[K > 0 ? K : 1];
+    if constexpr (K > 0)
+        for (int j = 0; j < K; ++j) wv[j] = splat(wk[j]);
+    int64_t e = 0;
+    for (; e + B * L <= n; e += B * L) {
+        head::vec a[B];
+        for (int b = 0; b < B; ++b) a[b] = splat(init);
+#pragma GCC unroll 32
+        for (int64_t j = 0; j < k_count; ++j) {
+            const float* at = src + off[j] + e;
+            head::vec weight;
+            if constexpr (K > 0) weight = wv[j];
+            else weight = splat(wk[j]);
+            for (int b = 0; b < B; ++b) a[b] += weight * load(at + b * L);
+        }
+        for (int b = 0; b < B; ++b) head::store(out + e + b * L, a[b]);
+    }
+    for (; e < n; ++e) {
+        float a = init;
+        for (int64_t j = 0; j < k_count; ++j) a += wk[j] * src[off[j] + e];
+        out[e] = a;
+    }
+}
+
+DDF_INLINE void correlate_any(const float* src, const int64_t* off, const float* wk, int64_t taps, float init,
+                              int64_t n, float* out) {
+    switch (taps) {
+        case 9: return correlate<9>(src, off, wk, taps, init, n, out);
+        case 18: return correlate<18>(src, off, wk, taps, init, n, out);
+        case 27: return correlate<27>(src, off, wk, taps, init, n, out);
+        default: return correlate<0>(src, off, wk, taps, init, n, out);
+    }
+}
+
+// sums[j] += sum_e g[e] * src[off[j] + e] for j < K (all K sums in registers, g read once), e < n.
+template <int K>
+DDF_INLINE void tap_dots(const float* g, const float* src, const int64_t* off, int64_t n, float* sums) {
+    using head::load;
+    constexpr int64_t L = head::LANES;
+    head::vec s[K] = {};
+    int64_t e = 0;
+    for (; e + L <= n; e += L) {
+        const head::vec gv = load(g + e);
+#pragma GCC unroll 32  // keeps the K sums in registers
+        for (int j = 0; j < K; ++j) s[j] += gv * load(src + off[j] + e);
+    }
+    for (int j = 0; j < K; ++j) {
+        float acc = 0.0f;
+        for (int l = 0; l < L; ++l) acc += s[j][l];
+        for (int64_t t = e; t < n; ++t) acc += g[t] * src[off[j] + t];
+        sums[j] += acc;
+    }
+}
+
+DDF_INLINE void tap_dots_any(const float* g, const float* src, const int64_t* off, int64_t taps, int64_t n,
+                             float* sums) {
+    switch (taps) {
+        case 9: return tap_dots<9>(g, src, off, n, sums);
+        case 18: return tap_dots<18>(g, src, off, n, sums);
+        case 27: return tap_dots<27>(g, src, off, n, sums);
+        default:
+            for (int64_t j = 0; j < taps; ++j) sums[j] += dot(g, src + off[j], n);
+    }
+}
+
+constexpr int64_t MAX_CONV_TAPS = 9 * 64;
+
+// One image: y = act(conv3x3(pad(x), wt) + b + x), x and y [c, h, w] (c <= 64), wt [c, c, 3, 3]
+// (out, in, dy, dx). Scratch: xp [c, h + 2, w + 2] (+ 2), acc [h, w + 2].
 DDF_INLINE void conv3_forward(const float* x, int64_t c, int64_t h, int64_t w, const float* wt, const float* b,
                           bool relu, float* xp, float* acc, float* y) {
-    const int64_t pw = w + 2, plane = (h + 2) * pw, n = h * pw;
+    const int64_t pw = w + 2, plane = (h + 2) * pw, n = h * pw, taps = 9 * c;
+    int64_t off[MAX_CONV_TAPS];
+    for (int64_t i = 0; i < c; ++i)
+        for (int64_t dy = 0; dy < 3; ++dy)
+            for (int64_t dx = 0; dx < 3; ++dx) off[(i * 3 + dy) * 3 + dx] = i * plane + dy * pw + dx;
     for (int64_t i = 0; i < c; ++i) pad_plane(x + i * h * w, h, w, 1, xp + i * plane);
     for (int64_t o = 0; o < c; ++o) {
-        std::fill(acc, acc + n, b[o]);
-        for (int64_t i = 0; i < c; ++i)
-            for (int64_t dy = 0; dy < 3; ++dy)
-                for (int64_t dx = 0; dx < 3; ++dx)
-                    axpy(wt[((o * c + i) * 3 + dy) * 3 + dx], xp + i * plane + dy * pw + dx, n, acc);
+        correlate_any(xp, off, wt + o * taps, taps, b[o], n, acc);
         for (int64_t r = 0; r < h; ++r) {
             const float *in = acc + r * pw, *res = x + (o * h + r) * w;
             float* out = y + (o * h + r) * w;
@@ -109,18 +215,35 @@ DDF_INLINE void conv3_forward(const float* x, int64_t c, int64_t h, int64_t w, c
     }
 }
 
+// The stride of one channel of conv3_backward's gy scratch: a zero lead of 2 pw + 2 floats, the
+// [h, pw] gradient plane, then zeros up to the padded plane's end and LANES floats of slack.
+DDF_INLINE int64_t conv3_grad_stride(int64_t h, int64_t w) {
+    const int64_t pw = w + 2;
+    return (2 * pw + 2) + (h + 2) * pw + head::LANES;
+}
+
 // Backward of conv3_forward for one image, given its output y (for the ReLU's mask) and the output
 // gradient g: gx (may be null) = the input gradient; gw [c, c, 3, 3] and gb [c] are added to.
-// Scratch: xp and gp [c, h + 2, w + 2] (+ 2), gy [c, h, w + 2].
+// Scratch: xp and gp [c, h + 2, w + 2] (+ 2), gy [c, conv3_grad_stride(h, w)], zero on first use
+// (only the gradient planes inside it are ever written).
 DDF_INLINE void conv3_backward(const float* x, const float* y, const float* g, int64_t c, int64_t h, int64_t w,
                            const float* wt, bool relu, float* xp, float* gp, float* gy, float* gx, float* gw,
                            float* gb) {
-    const int64_t pw = w + 2, plane = (h + 2) * pw, hw = h * w, n = h * pw;
+    const int64_t pw = w + 2, plane = (h + 2) * pw, hw = h * w, n = h * pw, taps = 9 * c;
+    const int64_t stride = conv3_grad_stride(h, w), lead = 2 * pw + 2;
+    int64_t off[MAX_CONV_TAPS], back[MAX_CONV_TAPS];
+    float wback[MAX_CONV_TAPS];
+    for (int64_t i = 0; i < c; ++i)
+        for (int64_t dy = 0; dy < 3; ++dy)
+            for (int64_t dx = 0; dx < 3; ++dx) {
+                off[(i * 3 + dy) * 3 + dx] = i * plane + dy * pw + dx;
+                back[(i * 3 + dy) * 3 + dx] = i * stride + lead - dy * pw - dx;  // i plays the output channel o
+            }
     for (int64_t i = 0; i < c; ++i) pad_plane(x + i * hw, h, w, 1, xp + i * plane);
     for (int64_t o = 0; o < c; ++o)
         for (int64_t r = 0; r < h; ++r) {
             const int64_t e = (o * h + r) * w;
-            float* row = gy + o * n + r * pw;
+            float* row = gy + o * stride + lead + r * pw;
             if (relu) {
 #pragma omp simd
                 for (int64_t u = 0; u < w; ++u) row[u] = y[e + u] > 0.0f ? g[e + u] : 0.0f;
@@ -129,25 +252,19 @@ DDF_INLINE void conv3_backward(const float* x, const float* y, const float* g, i
             }
             row[w] = row[w + 1] = 0.0f;
         }
-    std::fill(gp, gp + c * plane + 2, 0.0f);
     for (int64_t o = 0; o < c; ++o) {
-        const float* go = gy + o * n;
+        const float* go = gy + o * stride + lead;
         float bias = 0.0f;
 #pragma omp simd reduction(+ : bias)
         for (int64_t e = 0; e < n; ++e) bias += go[e];
         gb[o] += bias;
-        for (int64_t i = 0; i < c; ++i)
-            for (int64_t dy = 0; dy < 3; ++dy)
-                for (int64_t dx = 0; dx < 3; ++dx) {
-                    const int64_t k = ((o * c + i) * 3 + dy) * 3 + dx, at = i * plane + dy * pw + dx;
-                    gw[k] += dot(go, xp + at, n);
-                    axpy(wt[k], go, n, gp + at);
-                }
+        tap_dots_any(go, xp, off, taps, n, gw + o * taps);
     }
     if (gx == nullptr) return;
     for (int64_t i = 0; i < c; ++i) {
-        for (int64_t r = 0; r < h; ++r) std::copy(gy + i * n + r * pw, gy + i * n + r * pw + w, gx + i * hw + r * w);
-        fold_plane(gp + i * plane, h, w, 1, gx + i * hw);  // plus the residual path, copied above
+        for (int64_t j = 0; j < taps; ++j) wback[j] = wt[(j / 9 * c + i) * 9 + j % 9];  // wt[o, i, dy, dx]
+        correlate_any(gy, back, wback, taps, 0.0f, plane, gp + i * plane);
+        fold_plane_onto(gp + i * plane, gy + i * stride + lead, pw, h, w, gx + i * hw);  // + the residual path
     }
 }
 
@@ -218,19 +335,20 @@ DDF_INLINE void backward(const float* xp, int64_t pw, int64_t h, const float* g,
                 store(dst, load(dst) + s[q]);
             }
         }
-    for (int64_t v = 0; v < h; ++v) {
-        vec gq[4];
-        for (int q = 0; q < 4; ++q) gq[q] = load(phases + q * plane + v * LANES);
-        // c outer: consecutive stores to gp hit different rows (an unaligned load that partly
-        // overlaps a store still in flight cannot be forwarded and stalls).
-        for (int64_t c = 0; c < t; ++c)
+    // Column shift c outermost: a row of gp is read at shift c only a whole sweep over v after its
+    // last store at shift c - 1 (an unaligned load that partly overlaps a store still in flight
+    // cannot be forwarded and stalls); within a sweep, repeated rows are hit at the same address.
+    for (int64_t c = 0; c < t; ++c)
+        for (int64_t v = 0; v < h; ++v) {
+            vec gq[4];
+            for (int q = 0; q < 4; ++q) gq[q] = load(phases + q * plane + v * LANES);
             for (int64_t a = 0; a < t; ++a) {
                 const int64_t j = a * t + c, at = (v + a) * pw + c;
-                vec sum = load(gp + at);
-                for (int q = 0; q < 4; ++q) sum += taps[q * tt + j] * gq[q];
-                store(gp + at, sum);
+                vec sum = taps[j] * gq[0];  // summed apart from gp: the chain through memory is one add
+                for (int q = 1; q < 4; ++q) sum += taps[q * tt + j] * gq[q];
+                store(gp + at, load(gp + at) + sum);
             }
-    }
+        }
 }
 
 }  // namespace narrow

@@ -59,10 +59,19 @@ def _saving(save: Callable[[tuple, Any], Sequence]) -> Callable:
 
 
 def _restoring(backward: Callable) -> Callable:
-    """The autograd formula: rebuild ``ctx.saved`` as ``save`` returned it, then run ``backward``."""
+    """The autograd formula: rebuild ``ctx.saved`` as ``save`` returned it, then run ``backward``.
+
+    ``ctx.saved`` is removed again afterwards: an unpacked saved output refers back to this node
+    through its grad_fn, so leaving it on ctx would make a reference cycle that keeps the output's
+    memory alive until Python's cyclic collector runs (about 55 MB per training step at 100 x 8,
+    and fresh memory, page faults included, for every step's outputs).
+    """
     def formula(ctx, *grads):
         tensors = iter(ctx.saved_tensors)
         leaves = [next(tensors) if leaf is _TENSOR else leaf for leaf in ctx.saved_leaves]
         ctx.saved = _pytree.tree_unflatten(leaves, ctx.saved_spec)
-        return backward(ctx, *grads)
+        try:
+            return backward(ctx, *grads)
+        finally:
+            del ctx.saved
     return formula
