@@ -121,6 +121,7 @@ def _assert_twins(native, reference, inputs, upstream, rtol=1e-5, atol=1e-5):
     (2, 4, 1, 28, 28, False),  # grey, the last layer (no ReLU)
     (1, 2, 3, 1, 7, True),     # a single row
     (4, 1, 2, 9, 1, False),    # a single column
+    (2, 2, 4, 7, 19, True),    # 4 channels: 36 taps, weights read from memory (no fixed-size path)
 ])
 def test_native_residual_conv_matches_torch(s, n, c, h, w, relu):
     gen = torch.Generator().manual_seed(h * w + c)
