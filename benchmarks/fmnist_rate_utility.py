@@ -143,6 +143,10 @@ def plot(records: list[dict], path: str) -> None:
             ax.errorbar([r["kb_per_class"] for r in rows], [100 * r["accuracy_mean"] for r in rows],
                         yerr=[100 * r["accuracy_std"] for r in rows], fmt=style, capsize=3, label=label)
     ax.set_xscale("log")
+    ticks = [t for t in (0.5, 1, 2, 4, 8, 16) if min(r["kb_per_class"] for r in records) / 1.5 <= t
+             <= max(r["kb_per_class"] for r in records) * 1.5]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("kB per class (file bytes / classes)")
     ax.set_ylabel("test accuracy % (ConvNet-3)")
     first = records[0]
